@@ -1,0 +1,1 @@
+"""Sionna links for JSCC codecs."""
