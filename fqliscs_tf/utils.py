@@ -15,7 +15,9 @@ def set_seed(seed):
     """Seed Python, NumPy, TensorFlow and Sionna (eagerly, before any model is built).
 
     Sionna creates its ``tf.random.Generator`` lazily; creating it inside a Keras
-    functional-model construction fails, so it is created here.
+    functional-model construction fails, so it is created here. The Philox
+    generator turns seed ``s`` into a starting counter, so seeds ``s`` and ``s+1``
+    would give streams shifted by a few samples; Sionna gets a hashed seed instead.
     """
     import sionna.phy
 
@@ -23,7 +25,7 @@ def set_seed(seed):
     random.seed(seed)
     np.random.seed(seed)
     tf.random.set_seed(seed)
-    sionna.phy.config.seed = seed
+    sionna.phy.config.seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint32)[0])
 
 
 def _git_commit():

@@ -1,0 +1,358 @@
+"""Train or evaluate a Swin JSCC codec through a Sionna channel.
+
+Accepts the original WITT / FQ-LISCS command line, for example::
+
+    fqliscs-train --training --trainset DIV2K --testset kodak --distortion-metric MSE \\
+        --channel-type awgn --C 96 --multiple-snr 1,4,7,10,13 \\
+        --train-dir ../shared/data/train --test-dir ../shared/data/kodak --workdir runs/lite
+
+Without ``--training`` it evaluates a checkpoint (``--checkpoint``, a run's
+``--workdir`` or an exported model folder) on the test set at every SNR of
+``--multiple-snr`` and writes the records to JSON.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("fqliscs_tf.train")
+
+CHANNEL_TYPES = ("awgn", "rayleigh", "rayleigh-block", "rayleigh-fast")
+
+
+def build_parser():
+    from fqliscs_tf.presets import preset_names
+    p = argparse.ArgumentParser(
+        prog="fqliscs-train", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("original WITT / FQ-LISCS flags")
+    g.add_argument("--training", action="store_true",
+                   help="train; without it, evaluate a checkpoint")
+    g.add_argument("--trainset", choices=["CIFAR10", "DIV2K"], default="CIFAR10",
+                   help="training data kind: CIFAR10 (32x32, preset cifar10) or DIV2K "
+                        "(high-resolution folders, random crops)")
+    g.add_argument("--testset", choices=["CIFAR10", "kodak"], default="kodak",
+                   help="test data kind: CIFAR10 test split or a folder of full-size images")
+    g.add_argument("--distortion-metric", choices=["MSE", "MS-SSIM"], default="MSE",
+                   help="training loss: MSE on the 0-255 scale, or 1 - MS-SSIM")
+    g.add_argument("--channel-type", choices=CHANNEL_TYPES, default="awgn",
+                   help="channel: awgn, or flat Rayleigh with perfect CSI and MMSE "
+                        "equalization ('rayleigh' = fast fading per symbol, as WITT; "
+                        "'rayleigh-block' = one gain per image)")
+    g.add_argument("--C", type=int, default=96,
+                   help="latent channels; CBR = C / (2^(2i) * 6)")
+    g.add_argument("--multiple-snr", default="1,4,7,10,13",
+                   help="comma-separated SNRs [dB]; training draws one per image, "
+                        "testing reports each")
+    g = p.add_argument_group("data")
+    g.add_argument("--train-dir", help="training images (folder, searched recursively) or, for "
+                                       "CIFAR10, a cifar-10-batches-py folder, class folders or "
+                                       "the .tar.gz archive")
+    g.add_argument("--test-dir", help="test images (for kodak: a folder; for CIFAR10: as --train-dir)")
+    g.add_argument("--test-fit", choices=["crop", "pad"], default="crop",
+                   help="make test image sides a multiple of the model's stride by centre "
+                        "cropping (WITT's convention) or reflect padding (scored on the "
+                        "original pixels)")
+    g.add_argument("--max-test-images", type=int, default=0,
+                   help="evaluate only the first N test images (0 = all)")
+    g = p.add_argument_group("model and optimisation")
+    g.add_argument("--model-size", default=None, choices=preset_names(),
+                   help="codec preset (lite, base = div2k, cifar10); default: cifar10 for "
+                        "CIFAR10, lite for DIV2K")
+    g.add_argument("--steps", type=int, default=None,
+                   help="training steps (default 10000 unless --epochs is given)")
+    g.add_argument("--epochs", type=float, default=None,
+                   help="training length in passes over the training images")
+    g.add_argument("--batch-size", type=int, default=None,
+                   help="global batch size (default: 16 for DIV2K, 128 for CIFAR10, as WITT)")
+    g.add_argument("--crop", type=int, default=256, help="training crop side [pixels]")
+    g.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    g.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                   help="constant rate, or cosine decay to 5%% of --lr at the last step")
+    g.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up")
+    g.add_argument("--seed", type=int, default=1024, help="random seed (WITT uses 1024)")
+    g.add_argument("--init-from", default=None,
+                   help="start training from these weights (an exported model folder or a "
+                        "run folder), e.g. a fixed-SNR model for the SNR curriculum")
+    g.add_argument("--no-jit", action="store_true",
+                   help="do not compile the train step with XLA")
+    g.add_argument("--distribute", default="auto",
+                   choices=["auto", "none", "mirrored", "multiworker"],
+                   help="tf.distribute strategy (auto: multiworker if TF_CONFIG names several "
+                        "workers, mirrored if several devices are visible)")
+    g.add_argument("--cpu-devices", type=int, default=0,
+                   help="split the CPU into this many logical devices (to try MirroredStrategy "
+                        "on one machine)")
+    g = p.add_argument_group("run management")
+    g.add_argument("--workdir", default="runs/default",
+                   help="folder for checkpoints, the log, exported weights and results")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --workdir from its latest checkpoint")
+    g.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")
+    g.add_argument("--eval-every", type=int, default=0,
+                   help="evaluate on the test set every N steps (0 = only at the end)")
+    g.add_argument("--checkpoint", default=None,
+                   help="for evaluation: a run folder (its latest checkpoint) or an exported "
+                        "model folder; default --workdir")
+    g.add_argument("--output", default=None,
+                   help="results JSON path (default WORKDIR/results.json)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _setup_logging(workdir):
+    os.makedirs(workdir, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    log.handlers.clear()
+    fh = logging.FileHandler(os.path.join(workdir, "train.log"))
+    fh.setFormatter(fmt)
+    sh = logging.StreamHandler(sys.stdout)
+    sh.setFormatter(fmt)
+    log.addHandler(fh)
+    log.addHandler(sh)
+
+
+def _fail(parser, message):
+    parser.error(message)
+
+
+def _resolve(args, parser):
+    from phy import parse_snr_list
+    try:
+        args.snr_list = parse_snr_list(args.multiple_snr)
+    except ValueError as e:
+        _fail(parser, f"--multiple-snr: {e}")
+    if args.model_size is None:
+        args.model_size = "cifar10" if args.trainset == "CIFAR10" else "lite"
+    if args.batch_size is None:
+        args.batch_size = 128 if args.trainset == "CIFAR10" else 16
+    for name in ("batch_size", "crop", "C", "save_every"):
+        if getattr(args, name) <= 0:
+            _fail(parser, f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.lr <= 0:
+        _fail(parser, f"--lr must be positive, got {args.lr}")
+    if args.steps is not None and args.epochs is not None:
+        _fail(parser, "give --steps or --epochs, not both")
+    if args.training and not args.train_dir:
+        _fail(parser, "--training needs --train-dir (for example ../shared/data/train)")
+    return args
+
+
+def _run_config(args):
+    keys = ["trainset", "testset", "distortion_metric", "channel_type", "C", "multiple_snr",
+            "model_size", "batch_size", "crop", "lr", "lr_schedule", "warmup_steps", "steps",
+            "seed", "train_dir"]
+    return {k: getattr(args, k) for k in keys}
+
+
+def _test_images(args, cfg):
+    from fqliscs_tf import data
+    if not args.test_dir:
+        raise ValueError("evaluation needs --test-dir (for example ../shared/data/kodak)")
+    if args.testset == "CIFAR10":
+        import tensorflow as tf
+        images, _ = data.cifar10_arrays(args.test_dir, split="test")
+        if args.max_test_images:
+            images = images[:args.max_test_images]
+        return [(tf.constant(im[None], tf.float32) / 255.0, str(i)) for i, im in enumerate(images)]
+    items = list(data.test_dataset(args.test_dir, cfg.size_multiple, fit=args.test_fit))
+    if args.max_test_images:
+        items = items[:args.max_test_images]
+    return items
+
+
+def _train_data(args, cfg, strategy):
+    from fqliscs_tf import data
+    if args.trainset == "CIFAR10":
+        ds = data.cifar10_dataset(args.train_dir, "train", args.batch_size, args.seed, training=True)
+        num = data.cifar10_arrays(args.train_dir, "train")[0].shape[0]
+    else:
+        files = data.list_images(args.train_dir)
+        num = len(files)
+        if args.crop % cfg.size_multiple:
+            raise ValueError(f"--crop {args.crop} must be a multiple of {cfg.size_multiple} for "
+                             f"preset {cfg.name!r}")
+        ds = data.train_dataset(files, args.crop, args.batch_size, args.seed)
+    return strategy.experimental_distribute_dataset(ds), num
+
+
+def _write_results(path, records, args, model_name, cbr, extra_meta):
+    from fqliscs_tf.utils import provenance
+    out = {"meta": provenance(command=" ".join(sys.argv), seed=args.seed,
+                              testset=args.testset, test_dir=args.test_dir,
+                              test_fit=args.test_fit, **extra_meta),
+           "records": [{"model": model_name, "channel": args.channel_type, "snr_db": r["snr_db"],
+                        "cbr": cbr, "psnr": r["psnr"], "ms_ssim": r["ms_ssim"],
+                        "num_images": r["num_images"]} for r in records]}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
+    return out
+
+
+def _print_table(records, model_name, channel):
+    log.info("%-14s %-9s %7s %9s %9s", "model", "channel", "SNR", "PSNR[dB]", "MS-SSIM")
+    for r in records:
+        log.info("%-14s %-9s %7.1f %9.3f %9.4f", model_name, channel, r["snr_db"], r["psnr"],
+                 r["ms_ssim"])
+
+
+def _load_for_eval(args):
+    """Build the model for evaluation from an exported folder or a run's checkpoint."""
+    import tensorflow as tf
+
+    from fqliscs_tf.checkpoints import MODEL_FILE, load_model
+    from fqliscs_tf.codec import JSCC
+    from fqliscs_tf.presets import get_config
+    path = args.checkpoint or args.workdir
+    if os.path.isfile(os.path.join(path, MODEL_FILE)):
+        return load_model(path, channel_type=args.channel_type)
+    ckpt_dir = os.path.join(path, "ckpt")
+    latest = tf.train.latest_checkpoint(ckpt_dir)
+    if latest is None:
+        raise FileNotFoundError(f"no checkpoint in {path!r}: expected an exported model "
+                                f"({MODEL_FILE}) or a run folder with ckpt/")
+    cfg = get_config(args.model_size, C=args.C)
+    run_cfg = os.path.join(path, "run_config.json")
+    if os.path.isfile(run_cfg):
+        with open(run_cfg) as f:
+            saved = json.load(f)
+        cfg = get_config(saved["model_size"], C=saved["C"])
+    model = JSCC(cfg, args.channel_type).build_for()
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    return model
+
+
+def train(args):
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from fqliscs_tf.checkpoints import export_model, load_model
+    from fqliscs_tf.codec import JSCC
+    from fqliscs_tf.presets import get_config
+    from fqliscs_tf.training import Trainer, evaluate, make_strategy, steps_per_epoch
+
+    strategy = make_strategy(args.distribute)
+    cfg = get_config(args.model_size, C=args.C)
+    ckpt_dir = os.path.join(args.workdir, "ckpt")
+    run_cfg_path = os.path.join(args.workdir, "run_config.json")
+    if os.path.isdir(ckpt_dir) and tf.train.latest_checkpoint(ckpt_dir) and not args.resume:
+        raise ValueError(f"{args.workdir!r} already holds a run; pass --resume to continue it "
+                         "or choose another --workdir")
+    if args.resume and os.path.isfile(run_cfg_path):
+        with open(run_cfg_path) as f:
+            saved = json.load(f)
+        for key in ("model_size", "C"):
+            if saved[key] != getattr(args, key):
+                raise ValueError(f"--resume: the run in {args.workdir!r} has {key}={saved[key]!r}, "
+                                 f"not {getattr(args, key)!r}")
+    with open(run_cfg_path, "w") as f:
+        json.dump(_run_config(args), f, indent=2)
+
+    ds, num_images = _train_data(args, cfg, strategy)
+    if args.steps is None:
+        args.steps = (int(args.epochs * steps_per_epoch(num_images, args.batch_size))
+                      if args.epochs is not None else 10000)
+    with strategy.scope():
+        model = JSCC(cfg, args.channel_type).build_for()
+        trainer = Trainer(model, args.snr_list, args.distortion_metric, args.lr, args.batch_size,
+                          args.seed, jit_compile=not args.no_jit, strategy=strategy,
+                          total_steps=args.steps, lr_schedule=args.lr_schedule,
+                          warmup_steps=args.warmup_steps)
+    ckpt = trainer.checkpoint()
+    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
+    if args.resume and manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint)
+        log.info("resumed from %s at step %d", manager.latest_checkpoint, int(trainer.step))
+    elif args.init_from:
+        init = load_model(args.init_from) if os.path.isfile(
+            os.path.join(args.init_from, "model.json")) else None
+        if init is None:
+            raise FileNotFoundError(f"--init-from {args.init_from!r} is not an exported model")
+        model.set_weights(init.get_weights())
+        log.info("initialised weights from %s", args.init_from)
+    log.info("preset %s, %.2f M parameters, CBR %.4f, channel %s, SNRs %s, %d training images, "
+             "batch %d, %s, XLA %s", cfg.name, model.count_params() / 1e6, cfg.cbr,
+             args.channel_type, args.snr_list, num_images, args.batch_size,
+             type(strategy).__name__, not args.no_jit)
+
+    start_step = int(trainer.step)
+    it = iter(ds)
+    bar = tqdm(total=args.steps, initial=start_step, disable=args.quiet, dynamic_ncols=True,
+               desc="train")
+    t0, seen = time.time(), 0
+    metrics_path = os.path.join(args.workdir, "metrics.jsonl")
+    try:
+        while int(trainer.step) < args.steps:
+            loss, batch_psnr = trainer.train_step(next(it))
+            step, seen = int(trainer.step), seen + 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.2f}", psnr=f"{float(batch_psnr):.2f}")
+            if step % 50 == 0 or step == args.steps:
+                rate = seen * args.batch_size / (time.time() - t0)
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps({"step": step, "loss": float(loss),
+                                        "psnr": float(batch_psnr), "images_per_s": rate,
+                                        "time": time.time()}) + "\n")
+            if step % args.save_every == 0:
+                manager.save(checkpoint_number=step)
+                log.info("step %d: loss %.3f, batch PSNR %.2f dB; checkpoint saved", step,
+                         float(loss), float(batch_psnr))
+            if args.eval_every and step % args.eval_every == 0 and args.test_dir:
+                records, _ = evaluate(model, _test_images(args, cfg), args.snr_list)
+                _print_table(records, cfg.name, args.channel_type)
+    finally:
+        bar.close()
+        if int(trainer.step) > start_step:
+            manager.save(checkpoint_number=int(trainer.step))
+            log.info("checkpoint saved at step %d (%.1f s this sitting)", int(trainer.step),
+                     time.time() - t0)
+    export_dir = os.path.join(args.workdir, "export")
+    export_model(model, export_dir, steps=int(trainer.step), run_config=_run_config(args),
+                 command=" ".join(sys.argv))
+    log.info("exported weights to %s", export_dir)
+    return model
+
+
+def run_eval(args, model=None):
+    from fqliscs_tf.training import evaluate
+    if model is None:
+        model = _load_for_eval(args)
+    else:
+        model.set_channel(args.channel_type)
+    items = _test_images(args, model.config)
+    records, secs = evaluate(model, items, args.snr_list)
+    name = model.config.name
+    _print_table(records, name, args.channel_type)
+    path = args.output or os.path.join(args.workdir, "results.json")
+    _write_results(path, records, args, name, model.cbr,
+                   {"checkpoint": args.checkpoint or args.workdir, "eval_seconds": secs})
+    log.info("results written to %s", path)
+    return records
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = _resolve(parser.parse_args(argv), parser)
+    if args.cpu_devices > 1:
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_devices)
+    from fqliscs_tf.utils import set_seed
+    _setup_logging(args.workdir)
+    set_seed(args.seed)
+    model = train(args) if args.training else None
+    if args.test_dir:
+        return run_eval(args, model)
+    return []
+
+
+if __name__ == "__main__":
+    main()

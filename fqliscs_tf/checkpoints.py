@@ -1,0 +1,73 @@
+"""Export and load trained codecs as a folder: ``model.json`` + ``weights.npz``.
+
+``model.json`` holds the codec configuration, the channel it was trained on and
+free-form metadata (training command, steps, wall time, results). ``weights.npz``
+holds the weights in the model's deterministic variable order, with their names
+for diagnostics.
+"""
+import json
+import os
+
+import numpy as np
+
+from .codec import JSCC
+from .presets import CodecConfig
+
+__all__ = ["export_model", "load_model", "read_model_info"]
+
+MODEL_FILE, WEIGHTS_FILE = "model.json", "weights.npz"
+
+
+def export_model(model: JSCC, directory, **meta):
+    """Write ``model`` to ``directory`` (created if needed). Returns the directory."""
+    os.makedirs(directory, exist_ok=True)
+    info = {"format": "fqliscs_tf/1", "config": model.config.to_dict(),
+            "channel_type": model.channel_type, "channel_kwargs": model.channel_kwargs,
+            "cbr": model.cbr, "meta": meta}
+    weights = model.get_weights()
+    arrays = {f"w{i:04d}": w for i, w in enumerate(weights)}
+    arrays["names"] = np.array([w.name for w in model.weights])
+    np.savez(os.path.join(directory, WEIGHTS_FILE), **arrays)
+    with open(os.path.join(directory, MODEL_FILE), "w") as f:
+        json.dump(info, f, indent=2)
+    return directory
+
+
+def read_model_info(directory):
+    """The parsed ``model.json`` of an exported model."""
+    path = os.path.join(directory, MODEL_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no exported model at {directory!r} (missing {MODEL_FILE})")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_model(directory, channel_type=None, **channel_kwargs):
+    """Rebuild an exported model; optionally put it on another channel.
+
+    Raises ValueError when the weights do not match the configuration.
+    """
+    info = read_model_info(directory)
+    cfg = CodecConfig.from_dict(info["config"])
+    if channel_type is None:
+        channel_type = info["channel_type"]
+        channel_kwargs = channel_kwargs or info.get("channel_kwargs", {})
+    model = JSCC(cfg, channel_type, channel_kwargs).build_for()
+    with np.load(os.path.join(directory, WEIGHTS_FILE)) as data:
+        n = len([k for k in data.files if k.startswith("w")])
+        weights = [data[f"w{i:04d}"] for i in range(n)]
+    set_weights_checked(model, weights, source=directory)
+    return model
+
+
+def set_weights_checked(model, weights, source="checkpoint"):
+    """``model.set_weights`` with an error that names the first mismatch."""
+    expected = model.weights
+    if len(expected) != len(weights):
+        raise ValueError(f"{source} has {len(weights)} weight arrays but preset "
+                         f"{model.config.name!r} needs {len(expected)}: it does not match the preset")
+    for var, arr in zip(expected, weights):
+        if tuple(var.shape) != tuple(arr.shape):
+            raise ValueError(f"{source} does not match preset {model.config.name!r}: weight "
+                             f"{var.name} has shape {tuple(arr.shape)}, expected {tuple(var.shape)}")
+    model.set_weights(weights)
