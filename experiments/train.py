@@ -259,17 +259,22 @@ def train(args):
     if args.steps is None:
         args.steps = (int(args.epochs * steps_per_epoch(num_images, args.batch_size))
                       if args.epochs is not None else 10000)
+    jit = not args.no_jit
+    if jit and strategy.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
+        # XLA clusters cannot reach variables of a second logical CPU device.
+        log.info("XLA is off: %d replicas on logical CPU devices", strategy.num_replicas_in_sync)
+        jit = False
     with strategy.scope():
         model = JSCC(cfg, args.channel_type).build_for()
         trainer = Trainer(model, args.snr_list, args.distortion_metric, args.lr, args.batch_size,
-                          args.seed, jit_compile=not args.no_jit, strategy=strategy,
+                          args.seed, jit_compile=jit, strategy=strategy,
                           total_steps=args.steps, lr_schedule=args.lr_schedule,
                           warmup_steps=args.warmup_steps)
     ckpt = trainer.checkpoint()
     manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
     if args.resume and manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint)
-        log.info("resumed from %s at step %d", manager.latest_checkpoint, int(trainer.step))
+        log.info("resumed from %s at step %d", manager.latest_checkpoint, trainer.current_step)
     elif args.init_from:
         init = load_model(args.init_from) if os.path.isfile(
             os.path.join(args.init_from, "model.json")) else None
@@ -280,18 +285,18 @@ def train(args):
     log.info("preset %s, %.2f M parameters, CBR %.4f, channel %s, SNRs %s, %d training images, "
              "batch %d, %s, XLA %s", cfg.name, model.count_params() / 1e6, cfg.cbr,
              args.channel_type, args.snr_list, num_images, args.batch_size,
-             type(strategy).__name__, not args.no_jit)
+             f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas)", jit)
 
-    start_step = int(trainer.step)
+    start_step = trainer.current_step
     it = iter(ds)
     bar = tqdm(total=args.steps, initial=start_step, disable=args.quiet, dynamic_ncols=True,
                desc="train")
     t0, seen = time.time(), 0
     metrics_path = os.path.join(args.workdir, "metrics.jsonl")
     try:
-        while int(trainer.step) < args.steps:
+        while trainer.current_step < args.steps:
             loss, batch_psnr = trainer.train_step(next(it))
-            step, seen = int(trainer.step), seen + 1
+            step, seen = trainer.current_step, seen + 1
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss):.2f}", psnr=f"{float(batch_psnr):.2f}")
             if step % 50 == 0 or step == args.steps:
@@ -309,12 +314,12 @@ def train(args):
                 _print_table(records, cfg.name, args.channel_type)
     finally:
         bar.close()
-        if int(trainer.step) > start_step:
-            manager.save(checkpoint_number=int(trainer.step))
-            log.info("checkpoint saved at step %d (%.1f s this sitting)", int(trainer.step),
+        if trainer.current_step > start_step:
+            manager.save(checkpoint_number=trainer.current_step)
+            log.info("checkpoint saved at step %d (%.1f s this sitting)", trainer.current_step,
                      time.time() - t0)
     export_dir = os.path.join(args.workdir, "export")
-    export_model(model, export_dir, steps=int(trainer.step), run_config=_run_config(args),
+    export_model(model, export_dir, steps=trainer.current_step, run_config=_run_config(args),
                  command=" ".join(sys.argv))
     log.info("exported weights to %s", export_dir)
     return model
@@ -338,6 +343,13 @@ def run_eval(args, model=None):
 
 
 def main(argv=None):
+    """Console entry point; returns 0 on success (results go to the log and JSON)."""
+    run(argv)
+    return 0
+
+
+def run(argv=None):
+    """Train and/or evaluate as the flags say; returns the evaluation records (may be empty)."""
     parser = build_parser()
     args = _resolve(parser.parse_args(argv), parser)
     if args.cpu_devices > 1:
@@ -355,4 +367,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

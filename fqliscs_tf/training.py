@@ -122,16 +122,18 @@ class Trainer:
         self._step_fn = tf.function(self._replica_step, jit_compile=jit_compile)
         self.jit_compile = jit_compile
 
-    def _draw_snr(self, batch):
+    def _draw_snr(self, batch, step):
         ctx = tf.distribute.get_replica_context()
         replica = tf.cast(ctx.replica_id_in_sync_group if ctx else 0, tf.int64)
-        seed = tf.stack([tf.constant(self.seed, tf.int64), self.step * 1024 + replica])
+        seed = tf.stack([tf.constant(self.seed, tf.int64), step * 1024 + replica])
         idx = tf.random.stateless_uniform([batch], seed, 0, tf.shape(self.snr_list)[0],
                                           dtype=tf.int32)
         return tf.gather(self.snr_list, idx)
 
-    def _replica_step(self, images):
-        snr_db = self._draw_snr(tf.shape(images)[0])
+    def _replica_step(self, images, step):
+        # ``step`` comes in as a tensor: reading the step variable inside an XLA
+        # replica function fails on multi-device CPU setups.
+        snr_db = self._draw_snr(tf.shape(images)[0], step)
         with tf.GradientTape() as tape:
             out = self.model((images, snr_db), training=True)
             # Unclipped, so that pixels outside [0, 1] still get a gradient.
@@ -145,11 +147,16 @@ class Trainer:
 
     @tf.function
     def _distributed_step(self, images):
-        loss, batch_psnr = self.strategy.run(self._step_fn, args=(images,))
+        loss, batch_psnr = self.strategy.run(self._step_fn, args=(images, self.step.read_value()))
         self.step.assign_add(1)
         reduce = tf.distribute.ReduceOp.SUM
         return (self.strategy.reduce(reduce, loss, axis=None),
                 self.strategy.reduce(reduce, batch_psnr, axis=None))
+
+    @property
+    def current_step(self):
+        """Optimisation steps taken so far (int)."""
+        return int(self.step.numpy())
 
     def train_step(self, images):
         """One optimisation step on a (distributed) batch. Returns (loss, mean PSNR [dB])."""

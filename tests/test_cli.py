@@ -1,0 +1,146 @@
+"""Command line: train a few steps, resume, evaluate, JSON; clear errors for bad input."""
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments import train as cli
+
+FAST = ["--steps", "2", "--batch-size", "2", "--crop", "128", "--no-jit", "--quiet",
+        "--multiple-snr", "1,13"]
+
+
+def _images(folder, n=3, size=(160, 140), seed=0):
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    for i in range(n):
+        base = rng.integers(0, 255, (size[1] // 10, size[0] // 10, 3), dtype=np.uint8)
+        Image.fromarray(base).resize(size, Image.BILINEAR).save(os.path.join(folder, f"im{i}.png"))
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    return {"train": _images(root / "train"), "test": _images(root / "test", 1, (128, 256)),
+            "root": root}
+
+
+def test_train_resume_evaluate_json(dirs):
+    work = str(dirs["root"] / "run")
+    base = ["--training", "--trainset", "DIV2K", "--testset", "kodak", "--channel-type", "awgn",
+            "--C", "96", "--train-dir", dirs["train"], "--workdir", work, *FAST]
+    records = cli.run(base + ["--test-dir", dirs["test"]])
+    assert [r["snr_db"] for r in records] == [1.0, 13.0]
+    out = json.load(open(os.path.join(work, "results.json")))
+    rec = out["records"][0]
+    assert set(rec) == {"model", "channel", "snr_db", "cbr", "psnr", "ms_ssim", "num_images"}
+    assert rec["cbr"] == pytest.approx(1 / 16) and rec["num_images"] == 1
+    assert rec["channel"] == "awgn" and rec["model"] == "lite"
+    assert np.isfinite(rec["psnr"]) and 0 <= rec["ms_ssim"] <= 1
+    assert "git_commit" in out["meta"]
+    assert os.path.isfile(os.path.join(work, "train.log"))
+    assert os.path.isfile(os.path.join(work, "export", "weights.npz"))
+    # Refuses to overwrite a run, then resumes it.
+    with pytest.raises(ValueError, match="--resume"):
+        cli.run(base)
+    cli.run([*base, "--resume", "--steps", "3"])
+    log = open(os.path.join(work, "train.log")).read()
+    assert "resumed from" in log and "at step 2" in log
+    # Evaluation of the run folder on another channel, without --training.
+    eval_json = str(dirs["root"] / "eval.json")
+    records = cli.run(["--testset", "kodak", "--test-dir", dirs["test"], "--channel-type",
+                       "rayleigh", "--checkpoint", os.path.join(work, "export"), "--workdir", work,
+                       "--multiple-snr", "4", "--output", eval_json])
+    assert len(records) == 1 and json.load(open(eval_json))["records"][0]["channel"] == "rayleigh"
+
+
+def _fake_cifar(folder):
+    batches = folder / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for name in ("data_batch_1", "test_batch"):
+        data = {b"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8),
+                b"labels": [0, 1, 2, 3]}
+        with open(batches / name, "wb") as f:
+            pickle.dump(data, f)
+    return str(batches)
+
+
+def test_cifar_pickles_train_and_test(tmp_path):
+    path = _fake_cifar(tmp_path)
+    records = cli.run(["--training", "--trainset", "CIFAR10", "--testset", "CIFAR10",
+                       "--C", "16", "--train-dir", path, "--test-dir", path,
+                       "--workdir", str(tmp_path / "run"), "--steps", "1", "--batch-size", "2",
+                       "--no-jit", "--quiet", "--multiple-snr", "10"])
+    assert records[0]["num_images"] == 4
+    out = json.load(open(tmp_path / "run" / "results.json"))
+    assert out["records"][0]["cbr"] == pytest.approx(1 / 6)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--multiple-snr", "1,,4"], "multiple-snr"),
+    (["--multiple-snr", "abc"], "multiple-snr"),
+    (["--channel-type", "ofdm-magic"], "invalid choice"),
+    (["--batch-size", "0"], "batch-size"),
+    (["--training"], "--train-dir"),
+])
+def test_bad_flags_exit_with_a_message(flags, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.run(["--trainset", "DIV2K", "--workdir", "/tmp/unused_fqliscs", *flags])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_data_errors_are_clear(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    common = ["--training", "--trainset", "DIV2K", "--workdir", str(tmp_path / "w"), *FAST]
+    with pytest.raises(FileNotFoundError, match="missing_dir"):
+        cli.run([*common, "--train-dir", str(tmp_path / "missing_dir")])
+    with pytest.raises(ValueError, match="empty"):
+        cli.run([*common, "--train-dir", str(empty)])
+    bad = tmp_path / "bad"
+    _images(bad, 1)
+    (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(ValueError, match="broken.png"):
+        cli.run([*common, "--train-dir", str(bad), "--workdir", str(tmp_path / "w2")])
+
+
+def test_grayscale_and_rgba_images_are_converted(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 255, (140, 150), dtype=np.uint8), "L").save(folder / "g.png")
+    Image.fromarray(rng.integers(0, 255, (140, 150, 4), dtype=np.uint8), "RGBA").save(
+        folder / "a.png")
+    cli.run(["--training", "--trainset", "DIV2K", "--train-dir", str(folder),
+             "--workdir", str(tmp_path / "w"), *FAST])
+
+
+def test_console_entry_exits_zero(tmp_path, dirs):
+    exe = os.path.join(os.path.dirname(sys.executable), "fqliscs-train")
+    if not os.path.exists(exe):
+        pytest.skip("console script not installed (pip install -e .)")
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "--multiple-snr" in out.stdout
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, dirs):
+    """Training inside MirroredStrategy with two logical CPU devices (one process)."""
+    work = tmp_path / "mirrored"
+    cmd = [sys.executable, "-m", "experiments.train", "--training", "--trainset", "DIV2K",
+           "--train-dir", dirs["train"], "--workdir", str(work), "--cpu-devices", "2",
+           "--distribute", "mirrored", "--channel-type", "rayleigh", *FAST]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = open(work / "train.log").read()
+    assert "MirroredStrategy (2 replicas)" in log
+    assert "checkpoint saved at step 2" in log
