@@ -18,13 +18,19 @@ __all__ = ["export_model", "load_model", "read_model_info"]
 MODEL_FILE, WEIGHTS_FILE = "model.json", "weights.npz"
 
 
-def export_model(model: JSCC, directory, **meta):
-    """Write ``model`` to ``directory`` (created if needed). Returns the directory."""
+def export_model(model: JSCC, directory, weights_dtype="float32", **meta):
+    """Write ``model`` to ``directory`` (created if needed). Returns the directory.
+
+    ``weights_dtype="float16"`` halves the file for shipping; loading casts back to
+    float32, so the loaded model computes in float32 with fp16-rounded weights.
+    """
+    if weights_dtype not in ("float32", "float16"):
+        raise ValueError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
     os.makedirs(directory, exist_ok=True)
     info = {"format": "fqliscs_tf/1", "config": model.config.to_dict(),
             "channel_type": model.channel_type, "channel_kwargs": model.channel_kwargs,
-            "cbr": model.cbr, "meta": meta}
-    weights = model.get_weights()
+            "cbr": model.cbr, "weights_dtype": weights_dtype, "meta": meta}
+    weights = [w.astype(weights_dtype) for w in model.get_weights()]
     arrays = {f"w{i:04d}": w for i, w in enumerate(weights)}
     arrays["names"] = np.array([w.name for w in model.weights])
     np.savez(os.path.join(directory, WEIGHTS_FILE), **arrays)
@@ -55,7 +61,7 @@ def load_model(directory, channel_type=None, **channel_kwargs):
     model = JSCC(cfg, channel_type, channel_kwargs).build_for()
     with np.load(os.path.join(directory, WEIGHTS_FILE)) as data:
         n = len([k for k in data.files if k.startswith("w")])
-        weights = [data[f"w{i:04d}"] for i in range(n)]
+        weights = [data[f"w{i:04d}"].astype(np.float32) for i in range(n)]
     set_weights_checked(model, weights, source=directory)
     return model
 

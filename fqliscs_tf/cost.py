@@ -6,7 +6,7 @@ which are O(tokens x channels) and a few percent at most.
 """
 from .presets import CodecConfig
 
-__all__ = ["count_macs"]
+__all__ = ["count_macs", "count_nonlinear", "bops"]
 
 
 def _swin_block(tokens, dim, window_size, mlp_ratio):
@@ -63,3 +63,39 @@ def count_macs(cfg: CodecConfig, height, width):
         h, w = h * f, w * f
     return {"encoder": int(enc), "decoder": int(dec), "attention": int(attention),
             "modnet": int(modnet), "total": int(enc + dec)}
+
+
+def count_nonlinear(cfg: CodecConfig, height, width):
+    """Elements passed through each nonlinear op for one image (encoder + decoder).
+
+    Returns a dict: ``gelu``, ``softmax`` (attention logits), ``layernorm``
+    (normalised elements) and ``sigmoid`` (ModNet gates, modulators excluded).
+    """
+    ws, r = cfg.window_size, cfg.mlp_ratio
+    counts = {"gelu": 0, "softmax": 0, "layernorm": 0, "sigmoid": 0}
+    h, w = height // cfg.patch_size, width // cfg.patch_size
+    stage_tokens = []
+    for i, dim in enumerate(cfg.embed_dims):
+        if i > 0:
+            counts["layernorm"] += (h // 2) * (w // 2) * 4 * cfg.embed_dims[i - 1]  # merge norm
+            h, w = h // 2, w // 2
+        stage_tokens.append((h * w, dim))
+    for (tokens, dim), depth, heads in zip(stage_tokens, cfg.depths, cfg.num_heads):
+        per_block = {"gelu": tokens * int(dim * r), "softmax": tokens * ws * ws * heads,
+                     "layernorm": 2 * tokens * dim}
+        for key, val in per_block.items():
+            counts[key] += 2 * depth * val  # encoder and decoder
+    last_tokens, last = stage_tokens[-1]
+    counts["layernorm"] += last_tokens * last  # encoder output norm
+    counts["sigmoid"] += 2 * last_tokens * last  # ModNet gates
+    for tokens, dim in stage_tokens:  # decoder reverse-merging norms
+        counts["layernorm"] += tokens * dim
+    return {k: int(v) for k, v in counts.items()}
+
+
+def bops(macs, weight_bits, act_bits, attention_macs=0):
+    """Bit operations: ``MACs x b_w x b_a``; attention matmuls multiply two activations.
+
+    ``macs`` includes ``attention_macs``, which are counted as ``b_a x b_a``.
+    """
+    return int((macs - attention_macs) * weight_bits * act_bits + attention_macs * act_bits ** 2)

@@ -146,6 +146,22 @@ def test_export_then_load_reproduces_outputs(tmp_path):
     np.testing.assert_array_equal(loaded((x, snr))["x_hat"].numpy(), before)
 
 
+def test_float16_export_is_half_the_size_and_close(tmp_path):
+    model = JSCC(TINY, "none").build_for()
+    x = tf.random.uniform([1, 16, 16, 3])
+    snr = tf.constant([7.0])
+    export_model(model, tmp_path / "f32")
+    export_model(model, tmp_path / "f16", weights_dtype="float16")
+    size = lambda d: (tmp_path / d / "weights.npz").stat().st_size
+    assert size("f16") < 0.7 * size("f32")  # the variable names are a fixed overhead
+    assert np.load(tmp_path / "f16" / "weights.npz")["w0000"].dtype == np.float16
+    a = load_model(tmp_path / "f16")((x, snr))["x_hat"].numpy()
+    b = model((x, snr))["x_hat"].numpy()
+    np.testing.assert_allclose(a, b, atol=2e-2)
+    with pytest.raises(ValueError, match="weights_dtype"):
+        export_model(model, tmp_path / "bad", weights_dtype="int4")
+
+
 def test_loading_into_another_preset_fails_clearly(tmp_path):
     export_model(JSCC(TINY, "none").build_for(), tmp_path / "m")
     import json
