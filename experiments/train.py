@@ -152,12 +152,12 @@ def _run_config(args):
 
 
 def _test_images(args, cfg):
-    from fqliscs_tf import data
+    from fqliscs_tf import cifar, data
     if not args.test_dir:
         raise ValueError("evaluation needs --test-dir (for example ../shared/data/kodak)")
     if args.testset == "CIFAR10":
         import tensorflow as tf
-        images, _ = data.cifar10_arrays(args.test_dir, split="test")
+        images, _ = cifar.cifar10_arrays(args.test_dir, split="test")
         if args.max_test_images:
             images = images[:args.max_test_images]
         return [(tf.constant(im[None], tf.float32) / 255.0, str(i)) for i, im in enumerate(images)]
@@ -168,10 +168,10 @@ def _test_images(args, cfg):
 
 
 def _train_data(args, cfg, strategy):
-    from fqliscs_tf import data
+    from fqliscs_tf import cifar, data
     if args.trainset == "CIFAR10":
-        ds = data.cifar10_dataset(args.train_dir, "train", args.batch_size, args.seed, training=True)
-        num = data.cifar10_arrays(args.train_dir, "train")[0].shape[0]
+        ds = cifar.cifar10_dataset(args.train_dir, "train", args.batch_size, args.seed, training=True)
+        num = cifar.cifar10_arrays(args.train_dir, "train")[0].shape[0]
     else:
         files = data.list_images(args.train_dir)
         num = len(files)

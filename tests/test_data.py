@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from fqliscs_tf import data
+from fqliscs_tf import cifar, data
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -224,18 +224,18 @@ def _fake_cifar_pickles(folder, batches=2, per_batch=3):
 def test_cifar10_pickle_format(tmp_path):
     expected = _fake_cifar_pickles(tmp_path / "cifar-10-batches-py")
     for path in (tmp_path, tmp_path / "cifar-10-batches-py"):
-        images, labels = data.cifar10_arrays(path, "train")
+        images, labels = cifar.cifar10_arrays(path, "train")
         assert images.shape == (6, 32, 32, 3) and images.dtype == np.uint8
         assert labels.shape == (6,)
         np.testing.assert_array_equal(images[0, 1, 2], [10, 20, 30])  # CHW -> HWC
         np.testing.assert_array_equal(images[3, 1, 2], [10, 20, 30])
         np.testing.assert_array_equal(images[:3], expected["data_batch_1"][0])
         np.testing.assert_array_equal(labels[3:], expected["data_batch_2"][1])
-    images, labels = data.cifar10_arrays(tmp_path, "test")
+    images, labels = cifar.cifar10_arrays(tmp_path, "test")
     np.testing.assert_array_equal(images, expected["test_batch"][0])
     np.testing.assert_array_equal(labels, expected["test_batch"][1])
     with pytest.raises(ValueError, match="split"):
-        data.cifar10_arrays(tmp_path, "valid")
+        cifar.cifar10_arrays(tmp_path, "valid")
 
 
 def _fake_cifar_folders(root, split, classes=("cat", "dog"), per_class=2):
@@ -249,15 +249,15 @@ def _fake_cifar_folders(root, split, classes=("cat", "dog"), per_class=2):
 def test_cifar10_class_folders(tmp_path):
     _fake_cifar_folders(tmp_path / "cifar", "train")
     _fake_cifar_folders(tmp_path / "cifar", "test", per_class=1)
-    images, labels = data.cifar10_arrays(tmp_path / "cifar", "train")
+    images, labels = cifar.cifar10_arrays(tmp_path / "cifar", "train")
     assert images.shape == (4, 32, 32, 3) and images.dtype == np.uint8
     assert labels.tolist() == [3, 3, 5, 5]  # standard CIFAR-10 indices of cat and dog
     np.testing.assert_array_equal(images[:, 1, 2], [[10, 20, 30]] * 4)
     assert images[1, 0, 0, 0] == 1 and images[2, 0, 0, 0] == 40
-    test_images, test_labels = data.cifar10_arrays(tmp_path / "cifar", "test")
+    test_images, test_labels = cifar.cifar10_arrays(tmp_path / "cifar", "test")
     assert test_images.shape == (2, 32, 32, 3) and test_labels.tolist() == [3, 5]
     # Class folders given directly.
-    direct, direct_labels = data.cifar10_arrays(tmp_path / "cifar" / "train")
+    direct, direct_labels = cifar.cifar10_arrays(tmp_path / "cifar" / "train")
     np.testing.assert_array_equal(direct, images)
     np.testing.assert_array_equal(direct_labels, labels)
 
@@ -269,42 +269,42 @@ def test_cifar10_archive_extracted_to_cache(tmp_path, monkeypatch):
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(tmp_path / "src" / "cifar_small", arcname="cifar_small")
     monkeypatch.setenv("FQLISCS_CACHE", str(tmp_path / "env_cache"))
-    images, labels = data.cifar10_arrays(archive, "test")
+    images, labels = cifar.cifar10_arrays(archive, "test")
     assert images.shape == (2, 32, 32, 3) and labels.tolist() == [3, 5]
     extracted = list((tmp_path / "env_cache").glob("cifar_small-*/cifar_small/train/cat/*.png"))
     assert len(extracted) == 2
-    again, _ = data.cifar10_arrays(archive, "test")  # served from the cache
+    again, _ = cifar.cifar10_arrays(archive, "test")  # served from the cache
     np.testing.assert_array_equal(again, images)
     explicit = tmp_path / "explicit_cache"
-    images, _ = data.cifar10_arrays(archive, "train", cache_dir=explicit)
+    images, _ = cifar.cifar10_arrays(archive, "train", cache_dir=explicit)
     assert images.shape == (4, 32, 32, 3) and any(explicit.iterdir())
 
 
 def test_cifar10_unrecognised_layouts(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing_dir"):
-        data.cifar10_arrays(tmp_path / "missing_dir")
+        cifar.cifar10_arrays(tmp_path / "missing_dir")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "readme.txt").write_text("x")
     with pytest.raises(ValueError, match="no CIFAR-10 data"):
-        data.cifar10_arrays(tmp_path / "junk")
+        cifar.cifar10_arrays(tmp_path / "junk")
     _fake_cifar_folders(tmp_path / "only_train", "train")
     with pytest.raises(ValueError, match="no CIFAR-10 data"):
-        data.cifar10_arrays(tmp_path / "only_train", "test")
+        cifar.cifar10_arrays(tmp_path / "only_train", "test")
 
 
 def test_cifar10_dataset(tmp_path):
     _fake_cifar_pickles(tmp_path / "cifar-10-batches-py", batches=2, per_batch=5)
-    images, labels = data.cifar10_arrays(tmp_path, "train")
-    train = data.cifar10_dataset(tmp_path, "train", batch_size=4, seed=1)
+    images, labels = cifar.cifar10_arrays(tmp_path, "train")
+    train = cifar.cifar10_dataset(tmp_path, "train", batch_size=4, seed=1)
     batches = [b.numpy() for b in train]
     assert len(batches) == 2 and all(b.shape == (4, 32, 32, 3) for b in batches)
     assert all(b.dtype == np.float32 and 0 <= b.min() and b.max() <= 1 for b in batches)
-    again = [b.numpy() for b in data.cifar10_dataset(tmp_path, "train", batch_size=4, seed=1)]
+    again = [b.numpy() for b in cifar.cifar10_dataset(tmp_path, "train", batch_size=4, seed=1)]
     np.testing.assert_array_equal(np.stack(batches), np.stack(again))
     # Every training sample is an image of the set, possibly flipped.
     pool = {im.tobytes() for im in images} | {im[:, ::-1].tobytes() for im in images}
     assert all(np.round(s * 255).astype(np.uint8).tobytes() in pool for b in batches for s in b)
-    evaluation = data.cifar10_dataset(tmp_path, "train", batch_size=4, training=False,
+    evaluation = cifar.cifar10_dataset(tmp_path, "train", batch_size=4, training=False,
                                       with_labels=True)
     got = list(evaluation)
     assert [x.shape[0] for x, _ in got] == [4, 4, 2]
