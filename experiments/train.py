@@ -104,13 +104,13 @@ def build_parser():
     return p
 
 
-def _setup_logging(workdir):
+def _setup_logging(workdir, filename="train.log"):
     os.makedirs(workdir, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     log.propagate = False
     log.handlers.clear()
-    fh = logging.FileHandler(os.path.join(workdir, "train.log"))
+    fh = logging.FileHandler(os.path.join(workdir, filename))
     fh.setFormatter(fmt)
     sh = logging.StreamHandler(sys.stdout)
     sh.setFormatter(fmt)
@@ -229,20 +229,32 @@ def _load_for_eval(args):
     return model
 
 
-def train(args):
+def _is_chief(strategy):
+    """True unless this is a non-chief worker of a multi-worker strategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def train(args, strategy):
     import tensorflow as tf
     from tqdm import tqdm
 
     from fqliscs_tf.checkpoints import export_model, load_model
     from fqliscs_tf.codec import JSCC
     from fqliscs_tf.presets import get_config
-    from fqliscs_tf.training import Trainer, evaluate, make_strategy, steps_per_epoch
+    from fqliscs_tf.training import Trainer, evaluate, steps_per_epoch
 
-    strategy = make_strategy(args.distribute)
     cfg = get_config(args.model_size, C=args.C)
+    chief = _is_chief(strategy)
     ckpt_dir = os.path.join(args.workdir, "ckpt")
     run_cfg_path = os.path.join(args.workdir, "run_config.json")
-    if os.path.isdir(ckpt_dir) and tf.train.latest_checkpoint(ckpt_dir) and not args.resume:
+    if chief and os.path.isdir(ckpt_dir) and tf.train.latest_checkpoint(ckpt_dir) and \
+            not args.resume:
         raise ValueError(f"{args.workdir!r} already holds a run; pass --resume to continue it "
                          "or choose another --workdir")
     if args.resume and os.path.isfile(run_cfg_path):
@@ -252,8 +264,9 @@ def train(args):
             if saved[key] != getattr(args, key):
                 raise ValueError(f"--resume: the run in {args.workdir!r} has {key}={saved[key]!r}, "
                                  f"not {getattr(args, key)!r}")
-    with open(run_cfg_path, "w") as f:
-        json.dump(_run_config(args), f, indent=2)
+    if chief:
+        with open(run_cfg_path, "w") as f:
+            json.dump(_run_config(args), f, indent=2)
 
     ds, num_images = _train_data(args, cfg, strategy)
     if args.steps is None:
@@ -271,10 +284,15 @@ def train(args):
                           total_steps=args.steps, lr_schedule=args.lr_schedule,
                           warmup_steps=args.warmup_steps)
     ckpt = trainer.checkpoint()
-    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
-    if args.resume and manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint)
-        log.info("resumed from %s at step %d", manager.latest_checkpoint, trainer.current_step)
+    if not chief:
+        # Every worker must save (collective ops), but only the chief writes to --workdir.
+        ckpt_dir = os.path.join(args.workdir, f"worker{strategy.cluster_resolver.task_id}_ckpt")
+    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=1 if not chief else 3)
+    # Every worker resumes from the chief's checkpoint.
+    latest = tf.train.latest_checkpoint(os.path.join(args.workdir, "ckpt"))
+    if args.resume and latest:
+        ckpt.restore(latest)
+        log.info("resumed from %s at step %d", latest, trainer.current_step)
     elif args.init_from:
         init = load_model(args.init_from) if os.path.isfile(
             os.path.join(args.init_from, "model.json")) else None
@@ -299,7 +317,7 @@ def train(args):
             step, seen = trainer.current_step, seen + 1
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss):.2f}", psnr=f"{float(batch_psnr):.2f}")
-            if step % 50 == 0 or step == args.steps:
+            if chief and (step % 50 == 0 or step == args.steps):
                 rate = seen * args.batch_size / (time.time() - t0)
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps({"step": step, "loss": float(loss),
@@ -309,7 +327,7 @@ def train(args):
                 manager.save(checkpoint_number=step)
                 log.info("step %d: loss %.3f, batch PSNR %.2f dB; checkpoint saved", step,
                          float(loss), float(batch_psnr))
-            if args.eval_every and step % args.eval_every == 0 and args.test_dir:
+            if chief and args.eval_every and step % args.eval_every == 0 and args.test_dir:
                 records, _ = evaluate(model, _test_images(args, cfg), args.snr_list)
                 _print_table(records, cfg.name, args.channel_type)
     finally:
@@ -318,6 +336,8 @@ def train(args):
             manager.save(checkpoint_number=trainer.current_step)
             log.info("checkpoint saved at step %d (%.1f s this sitting)", trainer.current_step,
                      time.time() - t0)
+    if not chief:
+        return None
     export_dir = os.path.join(args.workdir, "export")
     export_model(model, export_dir, steps=trainer.current_step, run_config=_run_config(args),
                  command=" ".join(sys.argv))
@@ -357,10 +377,17 @@ def run(argv=None):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_devices)
+    from fqliscs_tf.training import make_strategy
     from fqliscs_tf.utils import set_seed
-    _setup_logging(args.workdir)
+    # Collective ops (MultiWorkerMirroredStrategy) must be set up before any other TF op.
+    strategy = make_strategy(args.distribute) if args.training else None
+    chief = strategy is None or _is_chief(strategy)
+    _setup_logging(args.workdir, "train.log" if chief else
+                   f"worker{strategy.cluster_resolver.task_id}.log")
     set_seed(args.seed)
-    model = train(args) if args.training else None
+    model = train(args, strategy) if args.training else None
+    if args.training and model is None:  # a non-chief worker
+        return []
     if args.test_dir:
         return run_eval(args, model)
     return []

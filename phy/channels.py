@@ -43,7 +43,9 @@ __all__ = [
     "RayleighChannel",
     "JSCCLink",
     "get_channel",
+    "lookup_channel",
     "num_channel_uses",
+    "register_channel",
 ]
 
 _PRECISION = "single"
@@ -223,7 +225,47 @@ _CHANNELS = {
 }
 
 #: Valid ``channel_type`` names. "rayleigh" is an alias of "rayleigh-fast".
+#: Updated by :func:`register_channel` (importing :mod:`phy` registers the
+#: OFDM and MIMO links of :mod:`phy.ofdm` and :mod:`phy.mimo`).
 CHANNEL_TYPES = tuple(_CHANNELS)
+
+
+def register_channel(name, cls, fixed=None):
+    """Adds a channel layer class to the registry used by :func:`get_channel`.
+
+    Parameters
+    ----------
+    name : `str`
+        Lower-case channel type name (e.g. ``"ofdm-tdl"``)
+
+    cls : subclass of `keras.layers.Layer`
+        Layer with the contract ``z_hat, no_eff = cls(**kwargs)(z, snr_db)``
+
+    fixed : `None` (default) | `dict`
+        Constructor arguments implied by ``name`` (e.g.
+        ``{"channel_model": "tdl"}``); a conflicting user value is an error.
+    """
+    global CHANNEL_TYPES  # pylint: disable=global-statement
+    if not isinstance(name, str) or not name or name != name.lower():
+        raise ValueError(f"Channel type names must be non-empty lower-case strings, got {name!r}")
+    if name in _CHANNELS and _CHANNELS[name] != (cls, dict(fixed or {})):
+        raise ValueError(f"Channel type {name!r} is already registered")
+    _CHANNELS[name] = (cls, dict(fixed or {}))
+    CHANNEL_TYPES = tuple(_CHANNELS)
+
+
+def lookup_channel(name):
+    """Returns ``(layer class, fixed constructor arguments)`` of a channel type.
+
+    Raises ``ValueError`` naming the valid types if ``name`` is unknown
+    (case-insensitive).
+    """
+    key = name.lower() if isinstance(name, str) else name
+    if key not in _CHANNELS:
+        raise ValueError(
+            f"Unknown channel type {name!r}; valid channel types: {', '.join(CHANNEL_TYPES)}")
+    cls, fixed = _CHANNELS[key]
+    return cls, dict(fixed)
 
 
 def get_channel(name, **kwargs):
@@ -231,24 +273,26 @@ def get_channel(name, **kwargs):
 
     Parameters
     ----------
-    name : "none" | "awgn" | "rayleigh" | "rayleigh-fast" | "rayleigh-block"
-        Channel type; "rayleigh" means fast fading (an independent gain per
-        symbol, as in WITT). Case-insensitive.
+    name : `str`, one of :data:`CHANNEL_TYPES`
+        "none" | "awgn" | "rayleigh" | "rayleigh-fast" | "rayleigh-block",
+        and (registered by :mod:`phy.ofdm` / :mod:`phy.mimo`) "ofdm-rayleigh"
+        | "ofdm-tdl" | "ofdm-cdl" | "ofdm-umi" | "ofdm-uma" | "mimo" |
+        "mimo-ofdm-cdl". "rayleigh" means fast fading (an independent gain
+        per symbol, as in WITT). Case-insensitive.
 
     kwargs :
-        Passed to the layer constructor (e.g. ``name``). For Rayleigh types
-        the fading mode is fixed by ``name``; a conflicting ``fading`` is an
-        error.
+        Passed to the layer constructor (e.g. ``name``). Arguments implied by
+        ``name`` (the fading mode of Rayleigh types, the ``channel_model`` of
+        OFDM types) are fixed; a conflicting value is an error.
 
     Output
     ------
-    channel : :class:`IdentityChannel` | :class:`AWGNChannel` | :class:`RayleighChannel`
+    channel : `keras.layers.Layer`
+        :class:`IdentityChannel` | :class:`AWGNChannel` | :class:`RayleighChannel`
+        | :class:`phy.ofdm.OFDMLinkChannel` | :class:`phy.mimo.MIMOLinkChannel`
+        | :class:`phy.mimo.MIMOOFDMLinkChannel`
     """
-    key = name.lower() if isinstance(name, str) else name
-    if key not in _CHANNELS:
-        raise ValueError(
-            f"Unknown channel type {name!r}; valid channel types: {', '.join(CHANNEL_TYPES)}")
-    cls, fixed = _CHANNELS[key]
+    cls, fixed = lookup_channel(name)
     for arg, value in fixed.items():
         if arg in kwargs and kwargs[arg] != value:
             raise ValueError(
@@ -303,7 +347,7 @@ class JSCCLink(keras.layers.Layer):
 
     Parameters
     ----------
-    channel_type : "none" | "awgn" | "rayleigh" | "rayleigh-fast" | "rayleigh-block"
+    channel_type : `str`, one of :data:`CHANNEL_TYPES`
         See :func:`get_channel`. "rayleigh" = fast fading per symbol (WITT
         convention); "none" is noiseless.
 

@@ -144,3 +144,32 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, dirs):
     log = open(work / "train.log").read()
     assert "MirroredStrategy (2 replicas)" in log
     assert "checkpoint saved at step 2" in log
+
+
+@pytest.mark.slow
+def test_multi_worker_strategy_from_tf_config(tmp_path, dirs):
+    """Two local worker processes named in TF_CONFIG train one model together."""
+    import socket
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    work = tmp_path / "mw"
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        cmd = [sys.executable, "-m", "experiments.train", "--training", "--trainset", "DIV2K",
+               "--train-dir", dirs["train"], "--workdir", str(work), *FAST]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True,
+                                      cwd=os.path.dirname(os.path.dirname(__file__))))
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+    log = (work / "train.log").read_text()
+    assert "CollectiveAllReduceStrategy (2 replicas)" in log
+    assert (work / "export" / "weights.npz").is_file()       # written by the chief only
+    assert (work / "worker1.log").is_file() and not (work / "worker1_ckpt" / "export").exists()
