@@ -12,7 +12,8 @@ Conventions
   zero multiplier), exactly as TFLite's ``QuantizeMultiplier``.
 * :func:`multiply_by_quantized_multiplier` is TFLite's default (double-rounding)
   ``MultiplyByQuantizedMultiplier``: ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(
-  x * 2**max(shift, 0), multiplier), max(-shift, 0))``; both roundings are to nearest, ties
+  x * 2**max(shift, 0), multiplier), max(-shift, 0))``; both roundings are to nearest, the
+  high-mul's ties go up (nudge ``2**30`` or ``1 - 2**30``, then truncation), the shift's ties
   away from zero. It is bit-exact with the C++ reference (tests compare with a NumPy copy).
 * Right shifts of signed integers are arithmetic (``x >> k == floor(x / 2**k)``).
 """
@@ -112,7 +113,8 @@ def multiply_by_quantized_multiplier(x, multiplier, shift):
     by ``max(shift, 0)`` (int32 wrap-around, as the C++ code; keep ``x * 2**shift`` inside
     int32), then ``SaturatingRoundingDoublingHighMul`` (int64 product, nudge ``2**30`` or
     ``1 - 2**30``, truncating division by ``2**31``, saturating the single overflow case)
-    and ``RoundingDivideByPOT`` by ``max(-shift, 0)`` (ties away from zero).
+    (ties toward +inf) and ``RoundingDivideByPOT`` by ``max(-shift, 0)`` (ties away from
+    zero).
 
     Parameters
     ----------
@@ -144,7 +146,7 @@ def multiply_by_quantized_multiplier(x, multiplier, shift):
     # SaturatingRoundingDoublingHighMul(a, mult).
     ab = a * mult
     nudge = tf.where(ab >= 0, tf.constant(2 ** 30, tf.int64), tf.constant(1 - 2 ** 30, tf.int64))
-    high = tf.math.truncatediv(ab + nudge, tf.constant(2 ** 31, tf.int64))
+    high = tf.truncatediv(ab + nudge, tf.constant(2 ** 31, tf.int64))
     overflow = tf.logical_and(tf.equal(a, mult), tf.equal(a, INT32_MIN))
     high = tf.where(overflow, tf.constant(INT32_MAX, tf.int64), high)
     # RoundingDivideByPOT(high, right): ties away from zero.
