@@ -18,7 +18,9 @@ Streams and power
 
     * ``"none"``: :math:`\mathbf{F} = \mathbf{I}/\sqrt{N_t}`, ``num_streams = num_tx_ant``
       (one stream per antenna), requires ``num_tx_ant <= num_rx_ant``;
-    * ``"svd"`` (eigen-beamforming, transmitter CSI):
+    * ``"svd"`` (eigen-beamforming, transmitter CSI; the right singular
+      vectors are computed as eigenvectors of :math:`\mathbf{H}^{\mathsf{H}}\mathbf{H}`
+      because ``tf.linalg.svd`` has no XLA kernel for complex matrices):
       :math:`\mathbf{H} = \mathbf{U}\boldsymbol{\Sigma}\mathbf{V}^{\mathsf{H}}`,
       :math:`\mathbf{F} = \mathbf{V}_{:, :S}/\sqrt{S}` (equal power on the
       ``S <= min(N_t, N_r)`` strongest eigenmodes, no water-filling); the
@@ -124,14 +126,17 @@ def precoding_matrix(h, precoding, num_streams, alpha=0.0):
         eye = tf.eye(nt, num_streams, dtype=h.dtype)
         return tf.broadcast_to(eye, tf.concat([tf.shape(h)[:-2], [nt, num_streams]], 0)) * scale
     if precoding == "svd":
-        _, _, v = tf.linalg.svd(h)            # h = u diag(s) v^H, singular values descending
-        return v[..., :num_streams] * scale
+        # Right singular vectors of h = eigenvectors of h^H h (eigh: ascending eigenvalues).
+        # tf.linalg.svd has no XLA kernel for complex inputs; eigh has.
+        _, v = tf.linalg.eigh(tf.matmul(h, h, adjoint_a=True))
+        return tf.reverse(v[..., nt - num_streams:], axis=[-1]) * scale
     if precoding == "rzf":
         nr = h.shape[-2]
         alpha = tf.cast(alpha, tf.float32)
         alpha = tf.complex(alpha, tf.zeros_like(alpha))[..., tf.newaxis, tf.newaxis]
         hhs = tf.matmul(h, h, adjoint_b=True) + alpha * tf.eye(nr, dtype=h.dtype)
-        v = tf.linalg.adjoint(tf.linalg.solve(hhs, h))   # H^H (H H^H + a I)^-1  (hhs Hermitian)
+        # H^H (H H^H + a I)^-1, via Cholesky (hhs is Hermitian; MatrixSolve has no XLA kernel)
+        v = tf.linalg.adjoint(tf.linalg.cholesky_solve(tf.linalg.cholesky(hhs), h))
         norm = tf.sqrt(tf.reduce_sum(tf.abs(v) ** 2, axis=-2, keepdims=True))
         return v / tf.complex(norm, 0.0) * scale
     raise ValueError(f"Invalid precoding {precoding!r}; valid values: {PRECODINGS}")

@@ -31,9 +31,13 @@ SNR
     (average over the grid and the antennas), so ``snr_db`` is exactly the
     average received SNR per RE and receive antenna of every slot; fading
     remains only as selectivity inside the slot (frequency, time, space).
-    With ``normalize_channel=False`` it is the SNR averaged over channel
-    realizations (``E|h|^2 = 1`` holds in expectation for Rayleigh block
-    fading, TDL and CDL with omni antennas). Default: `True`, except for
+    Consequence: for a narrow band (76 x 30 kHz ~ 2.3 MHz) most of the
+    slot-to-slot (large-scale and narrowband Rayleigh) fading is normalized
+    away. With ``normalize_channel=False`` ``snr_db`` is the SNR averaged
+    over channel realizations and slots fade as a whole; ``E|h|^2 = 1`` then
+    holds in expectation for Rayleigh block fading, TDL and CDL (measured
+    ~1.0), but not for UMi/UMa (~0.55 with omni antennas and no path loss),
+    which should stay normalized. Default: `True`, except for
     ``"rayleigh"``: a 1x1 block-fading channel is constant over the slot, so
     normalizing it would replace the Rayleigh gain by a unit-modulus phase
     (no fading left).
