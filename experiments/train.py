@@ -21,11 +21,11 @@ __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("fqliscs_tf.train")
 
-CHANNEL_TYPES = ("awgn", "rayleigh", "rayleigh-block", "rayleigh-fast")
 
 
 def build_parser():
     from fqliscs_tf.presets import preset_names
+    from phy import CHANNEL_TYPES
     p = argparse.ArgumentParser(
         prog="fqliscs-train", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -42,7 +42,12 @@ def build_parser():
     g.add_argument("--channel-type", choices=CHANNEL_TYPES, default="awgn",
                    help="channel: awgn, or flat Rayleigh with perfect CSI and MMSE "
                         "equalization ('rayleigh' = fast fading per symbol, as WITT; "
-                        "'rayleigh-block' = one gain per image)")
+                        "'rayleigh-block' = one gain per image); OFDM and MIMO links: "
+                        "ofdm-rayleigh, ofdm-tdl, ofdm-cdl, ofdm-umi, ofdm-uma, mimo, "
+                        "mimo-ofdm-cdl")
+    g.add_argument("--channel-config", default=None,
+                   help="JSON (or YAML) file with 'channel_type' and the channel's parameters; "
+                        "overrides --channel-type")
     g.add_argument("--C", type=int, default=96,
                    help="latent channels; CBR = C / (2^(2i) * 6)")
     g.add_argument("--multiple-snr", default="1,4,7,10,13",
@@ -128,6 +133,13 @@ def _resolve(args, parser):
         args.snr_list = parse_snr_list(args.multiple_snr)
     except ValueError as e:
         _fail(parser, f"--multiple-snr: {e}")
+    args.channel_kwargs = {}
+    if args.channel_config:
+        from phy.config import load_channel_config
+        try:
+            args.channel_type, args.channel_kwargs = load_channel_config(args.channel_config)
+        except (OSError, ValueError) as e:
+            _fail(parser, f"--channel-config: {e}")
     if args.model_size is None:
         args.model_size = "cifar10" if args.trainset == "CIFAR10" else "lite"
     if args.batch_size is None:
@@ -145,7 +157,8 @@ def _resolve(args, parser):
 
 
 def _run_config(args):
-    keys = ["trainset", "testset", "distortion_metric", "channel_type", "C", "multiple_snr",
+    keys = ["trainset", "testset", "distortion_metric", "channel_type", "channel_kwargs", "C",
+            "multiple_snr",
             "model_size", "batch_size", "crop", "lr", "lr_schedule", "warmup_steps", "steps",
             "seed", "train_dir"]
     return {k: getattr(args, k) for k in keys}
@@ -212,7 +225,7 @@ def _load_for_eval(args):
     from fqliscs_tf.presets import get_config
     path = args.checkpoint or args.workdir
     if os.path.isfile(os.path.join(path, MODEL_FILE)):
-        return load_model(path, channel_type=args.channel_type)
+        return load_model(path, channel_type=args.channel_type, **args.channel_kwargs)
     ckpt_dir = os.path.join(path, "ckpt")
     latest = tf.train.latest_checkpoint(ckpt_dir)
     if latest is None:
@@ -224,7 +237,7 @@ def _load_for_eval(args):
         with open(run_cfg) as f:
             saved = json.load(f)
         cfg = get_config(saved["model_size"], C=saved["C"])
-    model = JSCC(cfg, args.channel_type).build_for()
+    model = JSCC(cfg, args.channel_type, args.channel_kwargs).build_for()
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return model
 
@@ -278,7 +291,7 @@ def train(args, strategy):
         log.info("XLA is off: %d replicas on logical CPU devices", strategy.num_replicas_in_sync)
         jit = False
     with strategy.scope():
-        model = JSCC(cfg, args.channel_type).build_for()
+        model = JSCC(cfg, args.channel_type, args.channel_kwargs).build_for()
         trainer = Trainer(model, args.snr_list, args.distortion_metric, args.lr, args.batch_size,
                           args.seed, jit_compile=jit, strategy=strategy,
                           total_steps=args.steps, lr_schedule=args.lr_schedule,
@@ -350,7 +363,7 @@ def run_eval(args, model=None):
     if model is None:
         model = _load_for_eval(args)
     else:
-        model.set_channel(args.channel_type)
+        model.set_channel(args.channel_type, **args.channel_kwargs)
     items = _test_images(args, model.config)
     records, secs = evaluate(model, items, args.snr_list)
     name = model.config.name

@@ -173,3 +173,22 @@ def test_multi_worker_strategy_from_tf_config(tmp_path, dirs):
     assert "CollectiveAllReduceStrategy (2 replicas)" in log
     assert (work / "export" / "weights.npz").is_file()       # written by the chief only
     assert (work / "worker1.log").is_file() and not (work / "worker1_ckpt" / "export").exists()
+
+
+def test_channel_config_file_trains_through_ofdm(tmp_path, dirs):
+    cfg = tmp_path / "tdl.json"
+    cfg.write_text(json.dumps({"channel_type": "ofdm-tdl", "model": "C", "delay_spread": 300e-9,
+                               "max_speed": 10.0, "estimator": "ls-lin"}))
+    work = tmp_path / "ofdm"
+    records = cli.run(["--training", "--trainset", "DIV2K", "--train-dir", dirs["train"],
+                       "--test-dir", dirs["test"], "--channel-config", str(cfg),
+                       "--workdir", str(work), *FAST[:-2], "--multiple-snr", "10",
+                       "--steps", "1"])
+    assert records and np.isfinite(records[0]["psnr"])
+    saved = json.load(open(work / "run_config.json"))
+    assert saved["channel_type"] == "ofdm-tdl" and saved["channel_kwargs"]["model"] == "C"
+    assert json.load(open(work / "results.json"))["records"][0]["channel"] == "ofdm-tdl"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"channel_type": "ofdm-tdl", "max_speed": -3}))
+    with pytest.raises(SystemExit):
+        cli.run(["--channel-config", str(bad), "--workdir", str(work)])
