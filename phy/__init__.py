@@ -1,6 +1,12 @@
 # SPDX-FileCopyrightText: fqliscs_tf contributors
 # SPDX-License-Identifier: Apache-2.0
-"""Sionna links for JSCC codecs."""
+"""Sionna links for JSCC codecs.
+
+The separation baselines live in submodules that are imported on demand, so that
+``import phy`` stays light: :mod:`phy.image_codecs` (classical codecs with rate control),
+:mod:`phy.separation` (5G NR MCS, LDPC + QAM link, image transmission) and
+:mod:`phy.bounds` (capacity bounds, codec at capacity).
+"""
 # phy.ofdm and phy.mimo register their channel types on import: import them
 # before binding CHANNEL_TYPES.
 from .ofdm import OFDMLinkChannel

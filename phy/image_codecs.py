@@ -11,28 +11,29 @@ and its own quality scale, listed in ``codec.qualities`` from the worst
 (smallest file) to the best (largest file). ``codec.higher_is_better`` gives
 the direction of the native scale.
 
-============  ==============================  =================================  ===========================
-name          library / encoder               quality scale (worst -> best)       fixed encoder settings
-============  ==============================  =================================  ===========================
-"jpeg"        imagecodecs ``jpeg8`` (libjpeg   ``level`` 1 ... 100                 ``optimize=True`` (optimized
-              -turbo)                                                              Huffman tables), 4:2:0
-"jpeg2000"    imagecodecs ``jpeg2k``           target PSNR [dB] 15.0 ... 60.0,     raw J2K codestream (no JP2
-              (OpenJPEG)                       step 0.25 (OpenJPEG fixed-quality)  boxes), 1 quality layer
-"webp"        imagecodecs ``webp`` (libwebp)   ``level`` 0 ... 100                 lossy, ``method=4``
-"avif"        imagecodecs ``avif`` (libavif +  ``level`` 0 ... 100                 ``speed=6`` (0 slowest ...
-              libaom)                                                              10 fastest), YUV 4:4:4
-"jpegxl"      imagecodecs ``jpegxl`` (libjxl)  butteraugli ``distance`` 25 ...     ``effort=5`` (1 ... 9)
-                                               0.05, 121 log-spaced values
-                                               (lower is better)
-"heif"        pillow-heif (libheif + x265,     ``quality`` 0 ... 100               chroma 4:4:4, x265
-              decoded with libde265)                                               ``preset="superfast"``,
-                                                                                   no nclx/EXIF/XMP boxes
-============  ==============================  =================================  ===========================
+Registered codecs (quality scale from worst to best; fixed encoder settings):
+
+* ``"jpeg"``: libjpeg-turbo via imagecodecs ``jpeg8``; ``level`` 1 ... 100;
+  ``optimize=True`` (optimized Huffman tables), libjpeg default 4:2:0 chroma.
+* ``"jpeg2000"``: OpenJPEG via imagecodecs ``jpeg2k``; target PSNR [dB]
+  15.0 ... 60.0 in 0.25 dB steps (OpenJPEG fixed-quality mode); raw J2K
+  codestream (no JP2 boxes), one quality layer.
+* ``"webp"``: libwebp via imagecodecs; ``level`` 0 ... 100; lossy, ``method=4``.
+* ``"avif"``: libavif + libaom via imagecodecs; ``level`` 0 ... 100;
+  ``speed=6`` (0 slowest ... 10 fastest), YUV 4:4:4.
+* ``"jpegxl"``: libjxl via imagecodecs; butteraugli ``distance`` 25 ... 0.05
+  (121 log-spaced values, **lower is better**); ``effort=5`` (1 ... 9).
+* ``"heif"``: HEVC intra via pillow-heif (libheif + x265, decoded with
+  libde265); ``quality`` 0 ... 100; chroma 4:4:4, x265 ``preset="fast"``,
+  ``tune="psnr"``, no nclx colour-profile box.
 
 ``"heif"`` is HEVC intra coding, the codec inside BPG. Its bitstream is a
-whole HEIF file, so it carries about 350-400 bytes of container overhead that
-a BPG file does not have (about 0.008 bpp on a 768x512 Kodak image; it
-dominates on tiny images). AVIF files likewise carry ~300 bytes of container.
+whole HEIF file: the ``ftyp`` + ``meta`` boxes (including the HEVC parameter
+sets) take about 360 bytes, much more than a BPG header (about 0.007 bpp on a
+768x512 Kodak image; it dominates on tiny images, e.g. 64x64). AVIF files
+likewise carry about 275 bytes outside the coded data. JPEG XL cannot go
+below distance 25: on hard images at low rates (e.g. kodim05 at 0.22 bpp) its
+smallest file does not fit and rate control raises.
 
 Rate control (:func:`rate_control`) bisects over ``codec.qualities``
 assuming the file size grows with quality; it verifies the size of what it
@@ -65,7 +66,8 @@ def _check_image(image):
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(
-            f"image must be a uint8 array [H, W, 3], got dtype {image.dtype} and shape {image.shape}")
+            f"image must be a uint8 array [H, W, 3], got dtype {image.dtype} "
+            f"and shape {image.shape}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"image must be non-empty, got shape {image.shape}")
     return np.ascontiguousarray(image)
@@ -242,7 +244,7 @@ def _jpegxl():
         f"effort={_JPEGXL_EFFORT}")
 
 
-_HEIF_PRESET = "superfast"
+_HEIF_PRESET = "fast"
 
 
 def _heif():
@@ -251,7 +253,8 @@ def _heif():
     def encode(img, q):
         buf = io.BytesIO()
         pillow_heif.encode("RGB", (img.shape[1], img.shape[0]), img.tobytes(), buf,
-                           quality=int(q), chroma=444, enc_params={"preset": _HEIF_PRESET},
+                           quality=int(q), chroma=444,
+                           enc_params={"preset": _HEIF_PRESET, "tune": "psnr"},
                            save_nclx_profile=False)
         return buf.getvalue()
 
@@ -266,7 +269,7 @@ def _heif():
     return ImageCodec(
         "heif", encode, decode, range(0, 101), True,
         f"HEVC intra: pillow-heif {pillow_heif.__version__}, libheif {info.get('libheif')}, "
-        f"{info.get('HEIF')}, quality 0..100, chroma 444, preset={_HEIF_PRESET}")
+        f"{info.get('HEIF')}, quality 0..100, chroma 444, preset={_HEIF_PRESET}, tune=psnr")
 
 
 _FACTORIES = collections.OrderedDict([
