@@ -11,6 +11,7 @@ from fqliscs_tf.presets import PRESETS, CodecConfig, cbr, get_config
 from fqliscs_tf.swin import (relative_position_index, shifted_window_mask, window_partition,
                              window_reverse)
 from fqliscs_tf.utils import set_seed
+from modes import MODES, run
 
 TINY = CodecConfig("tiny", (16, 24), (1, 2), (2, 2), window_size=2, C=8, modnet_layers=2,
                    modnet_hidden_ratio=1.0, modulator_hidden=8)
@@ -92,7 +93,7 @@ def test_window_partition_round_trip_and_mask():
 
 
 @pytest.mark.parametrize("channel", ["awgn", "rayleigh", "rayleigh-block"])
-@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+@pytest.mark.parametrize("mode", MODES)
 def test_gradients_reach_every_weight(channel, mode):
     model = JSCC(TINY, channel)
     x = tf.random.uniform([2, 16, 16, 3])
@@ -103,10 +104,8 @@ def test_gradients_reach_every_weight(channel, mode):
             loss = tf.reduce_mean(tf.square(model((x, snr), training=True)["x_hat"] - x))
         return tape.gradient(loss, model.trainable_variables)
 
-    fn = {"eager": grads, "graph": tf.function(grads),
-          "xla": tf.function(grads, jit_compile=True)}[mode]
     model((x, snr))
-    gs = [tf.convert_to_tensor(g) if g is not None else None for g in fn()]
+    gs = [tf.convert_to_tensor(g) if g is not None else None for g in run(grads, mode)]
     assert len(gs) == len(model.trainable_variables) > 0
     for var, g in zip(model.trainable_variables, gs):
         assert g is not None, var.name

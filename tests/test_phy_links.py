@@ -8,7 +8,7 @@ import tf_keras as keras
 from scipy.special import exp1
 
 import phy
-from fqliscs_tf.utils import set_seed
+from modes import MODES, run
 from phy import (CHANNEL_TYPES, AWGNChannel, IdentityChannel, JSCCLink, RayleighChannel,
                  complex_to_real, get_channel, normalize_power, num_channel_uses,
                  parse_snr_list, real_to_complex, snr_db_to_no)
@@ -16,25 +16,6 @@ from phy import (CHANNEL_TYPES, AWGNChannel, IdentityChannel, JSCCLink, Rayleigh
 # The flat links of this file; OFDM and MIMO links are tested in test_phy_ofdm_mimo.py.
 FLAT_TYPES = ("none", "awgn", "rayleigh", "rayleigh-fast", "rayleigh-block")
 
-SEED = 42
-MODES = ["eager", "graph", "xla"]
-
-
-@pytest.fixture(autouse=True)
-def seed():
-    """Seeds Python, NumPy, TF and Sionna (eagerly) before every test."""
-    set_seed(SEED)
-
-
-def run(fn, mode):
-    """Runs ``fn()`` in eager mode, as a tf.function, or as an XLA-compiled tf.function."""
-    if mode == "eager":
-        return fn()
-    if mode == "graph":
-        return tf.function(fn)()
-    if mode == "xla":
-        return tf.function(fn, jit_compile=True)()
-    raise ValueError(f"Unknown mode {mode!r}")
 
 
 def unit_power_symbols(batch_size, k):

@@ -16,15 +16,13 @@ import tf_keras as keras
 from scipy.special import comb, erfc, exp1
 
 import phy
-from fqliscs_tf.utils import set_seed
+from modes import MODES, run
 from phy import (CHANNEL_TYPES, JSCCLink, MIMOLinkChannel, MIMOOFDMLinkChannel, OFDMLinkChannel,
                  get_channel, load_channel_config, normalize_power, save_channel_config,
                  validate_channel_config)
 from phy.mimo import precoding_matrix
 from phy.ofdm import equalized_to_estimate
 
-SEED = 42
-MODES = ["eager", "graph", "xla"]
 NEW_TYPES = ("ofdm-rayleigh", "ofdm-tdl", "ofdm-cdl", "ofdm-umi", "ofdm-uma", "mimo",
              "mimo-ofdm-cdl")
 
@@ -34,19 +32,6 @@ SMALL_GRID = dict(num_ofdm_symbols=4, fft_size=12, num_guard_carriers=(1, 0), dc
 #: One OFDM symbol, 16 subcarriers, no pilots (perfect CSI): NDS = 16
 FLAT_GRID = dict(num_ofdm_symbols=1, fft_size=16, num_guard_carriers=(0, 0), dc_null=False,
                  pilot_ofdm_symbol_indices=())
-
-
-@pytest.fixture(autouse=True)
-def seed():
-    """Seeds Python, NumPy, TF and Sionna (eagerly) before every test."""
-    set_seed(SEED)
-
-
-def run(fn, mode):
-    """Runs ``fn()`` eagerly, as a tf.function, or as an XLA-compiled tf.function."""
-    if mode == "eager":
-        return fn()
-    return tf.function(fn, jit_compile=(mode == "xla"))()
 
 
 def unit_power_symbols(batch_size, k):
