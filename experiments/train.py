@@ -1,4 +1,4 @@
-"""Train or evaluate a Swin JSCC codec through a Sionna channel.
+"""Train or evaluate a JSCC codec (Swin, Deep JSCC or ADJSCC) through a Sionna channel.
 
 Accepts the original WITT / FQ-LISCS command line, for example::
 
@@ -9,6 +9,10 @@ Accepts the original WITT / FQ-LISCS command line, for example::
 Without ``--training`` it evaluates a checkpoint (``--checkpoint``, a run's
 ``--workdir`` or an exported model folder) on the test set at every SNR of
 ``--multiple-snr`` and writes the records to JSON.
+
+``--model deepjscc`` or ``--model adjscc`` trains and evaluates a learned CNN baseline
+with the same command line, channels, data and JSON, at the CBR of ``--model-size``
+and ``--C``.
 """
 import argparse
 import json
@@ -25,6 +29,7 @@ log = logging.getLogger("fqliscs_tf.train")
 
 def build_parser():
     from fqliscs_tf.presets import preset_names
+    from fqliscs_tf.registry import model_families
     from phy import CHANNEL_TYPES
     p = argparse.ArgumentParser(
         prog="fqliscs-train", description=__doc__.split("\n\n")[0],
@@ -65,6 +70,10 @@ def build_parser():
     g.add_argument("--max-test-images", type=int, default=0,
                    help="evaluate only the first N test images (0 = all)")
     g = p.add_argument_group("model and optimisation")
+    g.add_argument("--model", default="swin", choices=model_families(),
+                   help="codec family: swin, or the CNN baselines deepjscc (Bourtsoulatze et "
+                        "al. 2019) and adjscc (Xu et al. 2022) at the CBR of --model-size "
+                        "and --C")
     g.add_argument("--model-size", default=None, choices=preset_names(),
                    help="codec preset (lite, base = div2k, cifar10); default: cifar10 for "
                         "CIFAR10, lite for DIV2K")
@@ -158,7 +167,7 @@ def _resolve(args, parser):
 
 def _run_config(args):
     keys = ["trainset", "testset", "distortion_metric", "channel_type", "channel_kwargs", "C",
-            "multiple_snr",
+            "multiple_snr", "model",
             "model_size", "batch_size", "crop", "lr", "lr_schedule", "warmup_steps", "steps",
             "seed", "train_dir"]
     return {k: getattr(args, k) for k in keys}
@@ -221,8 +230,7 @@ def _load_for_eval(args):
     import tensorflow as tf
 
     from fqliscs_tf.checkpoints import MODEL_FILE, load_model
-    from fqliscs_tf.codec import JSCC
-    from fqliscs_tf.presets import get_config
+    from fqliscs_tf.registry import build_model
     path = args.checkpoint or args.workdir
     if os.path.isfile(os.path.join(path, MODEL_FILE)):
         return load_model(path, channel_type=args.channel_type, **args.channel_kwargs)
@@ -231,13 +239,14 @@ def _load_for_eval(args):
     if latest is None:
         raise FileNotFoundError(f"no checkpoint in {path!r}: expected an exported model "
                                 f"({MODEL_FILE}) or a run folder with ckpt/")
-    cfg = get_config(args.model_size, C=args.C)
+    family, preset, C = args.model, args.model_size, args.C
     run_cfg = os.path.join(path, "run_config.json")
     if os.path.isfile(run_cfg):
         with open(run_cfg) as f:
             saved = json.load(f)
-        cfg = get_config(saved["model_size"], C=saved["C"])
-    model = JSCC(cfg, args.channel_type, args.channel_kwargs).build_for()
+        family, preset, C = saved.get("model", "swin"), saved["model_size"], saved["C"]
+    model = build_model(family, preset, C=C, channel_type=args.channel_type,
+                        channel_kwargs=args.channel_kwargs).build_for()
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return model
 
@@ -258,11 +267,10 @@ def train(args, strategy):
     from tqdm import tqdm
 
     from fqliscs_tf.checkpoints import export_model, load_model
-    from fqliscs_tf.codec import JSCC
-    from fqliscs_tf.presets import get_config
+    from fqliscs_tf.registry import build_model, model_config
     from fqliscs_tf.training import Trainer, evaluate, steps_per_epoch
 
-    cfg = get_config(args.model_size, C=args.C)
+    cfg = model_config(args.model, args.model_size, C=args.C)
     chief = _is_chief(strategy)
     ckpt_dir = os.path.join(args.workdir, "ckpt")
     run_cfg_path = os.path.join(args.workdir, "run_config.json")
@@ -273,7 +281,8 @@ def train(args, strategy):
     if args.resume and os.path.isfile(run_cfg_path):
         with open(run_cfg_path) as f:
             saved = json.load(f)
-        for key in ("model_size", "C"):
+        saved.setdefault("model", "swin")  # runs from before --model
+        for key in ("model", "model_size", "C"):
             if saved[key] != getattr(args, key):
                 raise ValueError(f"--resume: the run in {args.workdir!r} has {key}={saved[key]!r}, "
                                  f"not {getattr(args, key)!r}")
@@ -291,7 +300,8 @@ def train(args, strategy):
         log.info("XLA is off: %d replicas on logical CPU devices", strategy.num_replicas_in_sync)
         jit = False
     with strategy.scope():
-        model = JSCC(cfg, args.channel_type, args.channel_kwargs).build_for()
+        model = build_model(args.model, cfg, channel_type=args.channel_type,
+                            channel_kwargs=args.channel_kwargs).build_for()
         trainer = Trainer(model, args.snr_list, args.distortion_metric, args.lr, args.batch_size,
                           args.seed, jit_compile=jit, strategy=strategy,
                           total_steps=args.steps, lr_schedule=args.lr_schedule,

@@ -1,6 +1,7 @@
 """Export and load trained codecs as a folder: ``model.json`` + ``weights.npz``.
 
-``model.json`` holds the codec configuration, the channel it was trained on and
+``model.json`` holds the model family (``"swin"``, ``"deepjscc"``, ``"adjscc"``; a
+missing key means ``"swin"``), the codec configuration, the channel it was trained on and
 free-form metadata (training command, steps, wall time, results). ``weights.npz``
 holds the weights in the model's deterministic variable order, with their names
 for diagnostics.
@@ -11,7 +12,7 @@ import os
 import numpy as np
 
 from .codec import JSCC
-from .presets import CodecConfig
+from .registry import build_model, family_of
 
 __all__ = ["export_model", "load_model", "read_model_info"]
 
@@ -27,7 +28,8 @@ def export_model(model: JSCC, directory, weights_dtype="float32", **meta):
     if weights_dtype not in ("float32", "float16"):
         raise ValueError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
     os.makedirs(directory, exist_ok=True)
-    info = {"format": "fqliscs_tf/1", "config": model.config.to_dict(),
+    info = {"format": "fqliscs_tf/1", "family": family_of(model),
+            "config": model.config.to_dict(),
             "channel_type": model.channel_type, "channel_kwargs": model.channel_kwargs,
             "cbr": model.cbr, "weights_dtype": weights_dtype, "meta": meta}
     weights = [w.astype(weights_dtype) for w in model.get_weights()]
@@ -54,11 +56,11 @@ def load_model(directory, channel_type=None, **channel_kwargs):
     Raises ValueError when the weights do not match the configuration.
     """
     info = read_model_info(directory)
-    cfg = CodecConfig.from_dict(info["config"])
     if channel_type is None:
         channel_type = info["channel_type"]
         channel_kwargs = channel_kwargs or info.get("channel_kwargs", {})
-    model = JSCC(cfg, channel_type, channel_kwargs).build_for()
+    model = build_model(info.get("family", "swin"), info["config"], channel_type=channel_type,
+                        channel_kwargs=channel_kwargs).build_for()
     with np.load(os.path.join(directory, WEIGHTS_FILE)) as data:
         n = len([k for k in data.files if k.startswith("w")])
         weights = [data[f"w{i:04d}"].astype(np.float32) for i in range(n)]
