@@ -27,8 +27,9 @@ def _images(folder, n=3, size=(160, 140), seed=0):
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    return {"train": _images(root / "train"), "test": _images(root / "test", 1, (128, 256)),
-            "root": root}
+    test = _images(root / "test", 1, (128, 256))
+    _images(root / "test" / "portrait", 1, (256, 128), seed=1)  # a second image size
+    return {"train": _images(root / "train"), "test": test, "root": root}
 
 
 def test_train_resume_evaluate_json(dirs):
@@ -40,7 +41,7 @@ def test_train_resume_evaluate_json(dirs):
     out = json.load(open(os.path.join(work, "results.json")))
     rec = out["records"][0]
     assert set(rec) == {"model", "channel", "snr_db", "cbr", "psnr", "ms_ssim", "num_images"}
-    assert rec["cbr"] == pytest.approx(1 / 16) and rec["num_images"] == 1
+    assert rec["cbr"] == pytest.approx(1 / 16) and rec["num_images"] == 2
     assert rec["channel"] == "awgn" and rec["model"] == "lite"
     assert np.isfinite(rec["psnr"]) and 0 <= rec["ms_ssim"] <= 1
     assert "git_commit" in out["meta"]
