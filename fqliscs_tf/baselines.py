@@ -29,13 +29,14 @@ import tensorflow as tf
 import tf_keras as keras
 
 from . import presets
+from .codec import JSCCModel
 
 __all__ = ["CNNConfig", "cnn_config", "AFModule", "build_cnn_encoder", "build_cnn_decoder",
            "DeepJSCC", "ADJSCC", "count_macs"]
 
 
 @dataclasses.dataclass(frozen=True)
-class CNNConfig:
+class CNNConfig(presets.ConfigMixin):
     """Architecture of a Deep JSCC / ADJSCC encoder-decoder pair.
 
     Parameters
@@ -103,23 +104,6 @@ class CNNConfig:
         """Stride of each encoder layer (the decoder layer mirroring it upsamples as much)."""
         n = len(self.filters) + 1
         return tuple(2 if i < self.num_down else 1 for i in range(n))
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
-        if unknown:
-            raise ValueError(f"unknown CNN config keys: {sorted(unknown)}")
-        d = dict(d)
-        if "filters" in d:
-            d["filters"] = tuple(d["filters"])
-        return cls(**d)
 
 
 def cnn_config(name, preset="cifar10", C=None, **overrides):
@@ -223,7 +207,7 @@ def build_cnn_decoder(cfg: CNNConfig, attention=False, name="decoder"):
     return keras.Model([latent, snr] if attention else latent, x, name=name)
 
 
-class _CNNJSCC(keras.Model):
+class _CNNJSCC(JSCCModel):
     """Encoder -> :class:`phy.JSCCLink` -> decoder; the contract of :class:`fqliscs_tf.codec.JSCC`.
 
     Call with ``(image, snr_db)``: image ``[B, H, W, 3]`` float32 in [0, 1], snr_db
@@ -247,42 +231,9 @@ class _CNNJSCC(keras.Model):
         if not isinstance(config, CNNConfig):
             raise ValueError(f"{type(self).__name__} needs a CNNConfig, "
                              f"got {type(config).__name__}")
-        super().__init__(**kwargs)
-        self.config = config
-        self.encoder = build_cnn_encoder(config, attention=self.uses_snr)
-        self.decoder = build_cnn_decoder(config, attention=self.uses_snr)
-        self.set_channel(channel_type, **(channel_kwargs or {}))
-
-    def set_channel(self, channel_type, **channel_kwargs):
-        """Replace the channel (the codec weights are unchanged)."""
-        from phy import JSCCLink
-        self.channel_type = channel_type
-        self.channel_kwargs = dict(channel_kwargs)
-        self.link = JSCCLink(channel_type, **channel_kwargs)
-
-    @property
-    def cbr(self):
-        """Channel bandwidth ratio k/n: complex channel uses per real source value."""
-        return self.config.cbr
-
-    def call(self, inputs, training=False):
-        image, snr_db = inputs
-        snr_db = tf.reshape(tf.cast(snr_db, tf.float32), [-1])
-        snr_col = snr_db[:, None]
-        enc_in = [image, snr_col] if self.uses_snr else image
-        latent = self.encoder(enc_in, training=training)
-        out = self.link(latent, snr_db)
-        dec_in = [out["latent_hat"], snr_col] if self.uses_snr else out["latent_hat"]
-        x_hat = self.decoder(dec_in, training=training)
-        return {"x_hat": x_hat, "latent": latent, "symbols": out["symbols"],
-                "symbols_hat": out["symbols_hat"], "no_eff": out["no_eff"]}
-
-    def build_for(self, height=None, width=None):
-        """Create all weights by running a dummy image through the model."""
-        m = self.config.size_multiple
-        image = tf.zeros([1, height or m, width or m, 3])
-        self((image, tf.constant([10.0])))
-        return self
+        super().__init__(config, build_cnn_encoder(config, attention=self.uses_snr),
+                         build_cnn_decoder(config, attention=self.uses_snr), channel_type,
+                         channel_kwargs, **kwargs)
 
 
 class DeepJSCC(_CNNJSCC):

@@ -9,7 +9,7 @@ from .modnet import ChannelModNet
 from .presets import CodecConfig
 from .swin import PatchEmbed, PatchMerging, PatchReverseMerging, SwinBlock
 
-__all__ = ["build_encoder", "build_decoder", "JSCC", "check_image_size"]
+__all__ = ["build_encoder", "build_decoder", "JSCCModel", "JSCC", "check_image_size"]
 
 
 def _stage(x, dim, depth, heads, cfg, prefix):
@@ -73,28 +73,24 @@ def check_image_size(height, width, cfg: CodecConfig):
                          f"for preset {cfg.name!r}; crop or pad it first")
 
 
-class JSCC(keras.Model):
+class JSCCModel(keras.Model):
     """Encoder -> channel -> decoder, trainable end to end through the channel.
 
-    Call with ``(image, snr_db)``: image ``[B, H, W, 3]`` float32 in [0, 1],
-    snr_db ``[B]`` float32 [dB]. Returns a dict with ``x_hat`` ``[B, H, W, 3]``
-    (unclipped), ``latent`` ``[B, h, w, C]``, ``symbols`` and ``symbols_hat``
-    (complex64 ``[B, k]``, unit average power) and ``no_eff`` ``[B, k]``.
-
-    Parameters
-    ----------
-    config : CodecConfig
-    channel_type : str
-        A channel name understood by :func:`phy.get_channel` (``"awgn"``, ``"rayleigh"``, ...).
-    channel_kwargs : dict
-        Extra arguments for the channel.
+    The shared contract of every codec family. Call with ``(image, snr_db)``:
+    image ``[B, H, W, 3]`` float32 in [0, 1], snr_db ``[B]`` float32 [dB]. Returns a
+    dict with ``x_hat`` ``[B, H, W, 3]`` (unclipped), ``latent`` ``[B, h, w, C]``,
+    ``symbols`` and ``symbols_hat`` (complex64 ``[B, k]``, unit average power) and
+    ``no_eff`` ``[B, k]``. Subclasses pass their encoder and decoder; with
+    ``uses_snr`` they take ``[x, snr_db[B, 1]]``, otherwise ``x`` alone.
     """
+    uses_snr = True
 
-    def __init__(self, config: CodecConfig, channel_type="awgn", channel_kwargs=None, **kwargs):
+    def __init__(self, config, encoder, decoder, channel_type="awgn", channel_kwargs=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.config = config
-        self.encoder = build_encoder(config)
-        self.decoder = build_decoder(config)
+        self.encoder = encoder
+        self.decoder = decoder
         self.set_channel(channel_type, **(channel_kwargs or {}))
 
     def set_channel(self, channel_type, **channel_kwargs):
@@ -113,9 +109,10 @@ class JSCC(keras.Model):
         image, snr_db = inputs
         snr_db = tf.reshape(tf.cast(snr_db, tf.float32), [-1])
         snr_col = snr_db[:, None]
-        latent = self.encoder([image, snr_col], training=training)
+        latent = self.encoder([image, snr_col] if self.uses_snr else image, training=training)
         out = self.link(latent, snr_db)
-        x_hat = self.decoder([out["latent_hat"], snr_col], training=training)
+        y = out["latent_hat"]
+        x_hat = self.decoder([y, snr_col] if self.uses_snr else y, training=training)
         return {"x_hat": x_hat, "latent": latent, "symbols": out["symbols"],
                 "symbols_hat": out["symbols_hat"], "no_eff": out["no_eff"]}
 
@@ -125,3 +122,20 @@ class JSCC(keras.Model):
         image = tf.zeros([1, height or m, width or m, 3])
         self((image, tf.constant([10.0])))
         return self
+
+
+class JSCC(JSCCModel):
+    """The Swin JSCC codec (WITT / SwinJSCC family) with a channel inside.
+
+    Parameters
+    ----------
+    config : CodecConfig
+    channel_type : str
+        A channel name understood by :func:`phy.get_channel` (``"awgn"``, ``"rayleigh"``, ...).
+    channel_kwargs : dict
+        Extra arguments for the channel.
+    """
+
+    def __init__(self, config: CodecConfig, channel_type="awgn", channel_kwargs=None, **kwargs):
+        super().__init__(config, build_encoder(config), build_decoder(config), channel_type,
+                         channel_kwargs, **kwargs)

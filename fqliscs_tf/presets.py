@@ -2,7 +2,7 @@
 import dataclasses
 from typing import Tuple
 
-__all__ = ["CodecConfig", "PRESETS", "get_config", "preset_names", "cbr"]
+__all__ = ["CodecConfig", "ConfigMixin", "PRESETS", "get_config", "preset_names", "cbr"]
 
 
 def cbr(C, num_downsamplings):
@@ -13,8 +13,27 @@ def cbr(C, num_downsamplings):
     return C / (2 ** (2 * num_downsamplings) * 3 * 2)
 
 
+class ConfigMixin:
+    """``replace`` and JSON round trips for the frozen config dataclasses."""
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of :meth:`to_dict`; JSON lists become tuples, unknown keys are an error."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
 @dataclasses.dataclass(frozen=True)
-class CodecConfig:
+class CodecConfig(ConfigMixin):
     """Architecture of a Swin JSCC encoder/decoder pair (WITT / SwinJSCC family).
 
     ``embed_dims``, ``depths`` and ``num_heads`` describe the encoder stages from
@@ -71,23 +90,6 @@ class CodecConfig:
     @property
     def modnet_hidden(self):
         return int(self.embed_dims[-1] * self.modnet_hidden_ratio)
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
-        if unknown:
-            raise ValueError(f"unknown codec config keys: {sorted(unknown)}")
-        d = dict(d)
-        for key in ("embed_dims", "depths", "num_heads"):
-            d[key] = tuple(d[key])
-        return cls(**d)
 
 
 PRESETS = {

@@ -55,7 +55,7 @@ def test_bad_configs_are_rejected():
         CNNConfig("x", C=4, num_down=9)
     with pytest.raises(ValueError, match="CNNConfig"):
         DeepJSCC(TINY_SWIN)
-    with pytest.raises(ValueError, match="unknown CNN config keys"):
+    with pytest.raises(ValueError, match="unknown CNNConfig keys"):
         CNNConfig.from_dict({"name": "x", "C": 4, "window_size": 8})
 
 
