@@ -77,9 +77,11 @@ def test_cifar_pickles_train_and_test(tmp_path):
     path = _fake_cifar(tmp_path)
     records = cli.run(["--training", "--trainset", "CIFAR10", "--testset", "CIFAR10",
                        "--C", "16", "--train-dir", path, "--test-dir", path,
-                       "--workdir", str(tmp_path / "run"), "--steps", "1", "--batch-size", "2",
+                       "--workdir", str(tmp_path / "run"), "--epochs", "0.5", "--batch-size", "2",
                        "--no-jit", "--quiet", "--multiple-snr", "10"])
     assert records[0]["num_images"] == 4
+    # 4 training images, batch 2: one epoch is 2 steps, half an epoch 1 step.
+    assert "checkpoint saved at step 1 " in open(tmp_path / "run" / "train.log").read()
     out = json.load(open(tmp_path / "run" / "results.json"))
     assert out["records"][0]["cbr"] == pytest.approx(1 / 6)
 
