@@ -183,7 +183,9 @@ def _test_images(args, cfg):
         if args.max_test_images:
             images = images[:args.max_test_images]
         return [(tf.constant(im[None], tf.float32) / 255.0, str(i)) for i, im in enumerate(images)]
-    items = list(data.test_dataset(args.test_dir, cfg.size_multiple, fit=args.test_fit))
+    # Padded images carry their original size, so that scoring uses the original pixels.
+    items = list(data.test_dataset(args.test_dir, cfg.size_multiple, fit=args.test_fit,
+                                   return_size=args.test_fit == "pad"))
     if args.max_test_images:
         items = items[:args.max_test_images]
     return items

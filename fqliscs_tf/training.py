@@ -171,8 +171,11 @@ def evaluate(model, images, snr_list, progress=None):
 
     Parameters
     ----------
-    model : JSCC
-    images : iterable of float32 ``[1, H, W, 3]`` tensors in [0, 1] (or ``(image, name)``)
+    model : JSCCModel
+    images : iterable of float32 ``[1, H, W, 3]`` tensors in [0, 1], or of ``(image, name)``
+        or ``(image, name, size)`` tuples; with ``size = (height, width)`` (a padded test
+        image, ``data.test_dataset(..., fit="pad", return_size=True)``) the image and its
+        reconstruction are centre-cropped back to ``size`` before scoring.
     snr_list : list of float [dB]
     progress : callable or None, called with each image's index
 
@@ -181,21 +184,28 @@ def evaluate(model, images, snr_list, progress=None):
     list of dict ``{"snr_db", "psnr", "ms_ssim", "num_images", "psnr_per_image"}``,
     one per SNR, and the elapsed seconds.
     """
+    from .data import crop_to_size
     snrs = tf.constant(snr_list, tf.float32)
     k = len(snr_list)
 
     # One trace per image size (Kodak has two); MS-SSIM picks its window from the static size.
     @tf.function
-    def run(image):
+    def reconstruct(image):
         batch = tf.repeat(image, k, axis=0)
-        x_hat = tf.clip_by_value(model((batch, snrs), training=False)["x_hat"], 0.0, 1.0)
-        return psnr(batch, x_hat), ms_ssim(batch, x_hat, levels=MS_SSIM_LEVELS)
+        return batch, tf.clip_by_value(model((batch, snrs), training=False)["x_hat"], 0.0, 1.0)
+
+    @tf.function
+    def score(x, x_hat):
+        return psnr(x, x_hat), ms_ssim(x, x_hat, levels=MS_SSIM_LEVELS)
 
     start = time.time()
     p_all, s_all = [], []
     for i, item in enumerate(images):
         image = item[0] if isinstance(item, (tuple, list)) else item
-        p, s = run(image)
+        x, x_hat = reconstruct(image)
+        if isinstance(item, (tuple, list)) and len(item) == 3:
+            x, x_hat = crop_to_size(x, item[2]), crop_to_size(x_hat, item[2])
+        p, s = score(x, x_hat)
         p_all.append(p.numpy())
         s_all.append(s.numpy())
         if progress:
