@@ -169,7 +169,12 @@ def test_multi_worker_strategy_from_tf_config(tmp_path, dirs):
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True,
                                       cwd=os.path.dirname(os.path.dirname(__file__))))
-    outs = [p.communicate(timeout=600)[0] for p in procs]
+    try:
+        outs = [p.communicate(timeout=600)[0] for p in procs]
+    finally:  # a worker whose peer died would wait for it forever
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out[-3000:]
     log = (work / "train.log").read_text()
