@@ -347,6 +347,7 @@ def train(args, strategy):
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps({"step": step, "loss": float(loss),
                                         "psnr": float(batch_psnr), "images_per_s": rate,
+                                        "execution_mode": "xla" if jit else "graph",
                                         "time": time.time()}) + "\n")
             if step % args.save_every == 0:
                 manager.save(checkpoint_number=step)
@@ -382,7 +383,8 @@ def run_eval(args, model=None):
     _print_table(records, name, args.channel_type)
     path = args.output or os.path.join(args.workdir, "results.json")
     _write_results(path, records, args, name, model.cbr,
-                   {"checkpoint": args.checkpoint or args.workdir, "eval_seconds": secs})
+                   {"checkpoint": args.checkpoint or args.workdir, "eval_seconds": secs,
+                    "execution_mode": "graph"})  # evaluate() runs tf.functions without XLA
     log.info("results written to %s", path)
     return records
 

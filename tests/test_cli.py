@@ -44,7 +44,9 @@ def test_train_resume_evaluate_json(dirs):
     assert rec["cbr"] == pytest.approx(1 / 16) and rec["num_images"] == 2
     assert rec["channel"] == "awgn" and rec["model"] == "lite"
     assert np.isfinite(rec["psnr"]) and 0 <= rec["ms_ssim"] <= 1
-    assert "git_commit" in out["meta"]
+    assert "git_commit" in out["meta"] and out["meta"]["execution_mode"] == "graph"
+    last = json.loads(open(os.path.join(work, "metrics.jsonl")).read().splitlines()[-1])
+    assert last["step"] == 2 and last["execution_mode"] == "graph"  # --no-jit
     assert os.path.isfile(os.path.join(work, "train.log"))
     assert os.path.isfile(os.path.join(work, "export", "weights.npz"))
     # Refuses to overwrite a run, then resumes it.
