@@ -268,7 +268,7 @@ def train(args, strategy):
     import tensorflow as tf
     from tqdm import tqdm
 
-    from fqliscs_tf.checkpoints import export_model, load_model
+    from fqliscs_tf.checkpoints import MODEL_FILE, export_model, load_model, set_weights_checked
     from fqliscs_tf.registry import build_model, model_config
     from fqliscs_tf.training import Trainer, evaluate, steps_per_epoch
 
@@ -319,11 +319,10 @@ def train(args, strategy):
         ckpt.restore(latest)
         log.info("resumed from %s at step %d", latest, trainer.current_step)
     elif args.init_from:
-        init = load_model(args.init_from) if os.path.isfile(
-            os.path.join(args.init_from, "model.json")) else None
-        if init is None:
-            raise FileNotFoundError(f"--init-from {args.init_from!r} is not an exported model")
-        model.set_weights(init.get_weights())
+        src = args.init_from
+        if not os.path.isfile(os.path.join(src, MODEL_FILE)):
+            src = os.path.join(src, "export")  # a run folder holds its export there
+        set_weights_checked(model, load_model(src).get_weights(), source=args.init_from)
         log.info("initialised weights from %s", args.init_from)
     log.info("preset %s, %.2f M parameters, CBR %.4f, channel %s, SNRs %s, %d training images, "
              "batch %d, %s, XLA %s", cfg.name, model.count_params() / 1e6, cfg.cbr,

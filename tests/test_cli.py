@@ -55,6 +55,10 @@ def test_train_resume_evaluate_json(dirs):
     cli.run([*base, "--resume", "--steps", "3"])
     log = open(os.path.join(work, "train.log")).read()
     assert "resumed from" in log and "at step 2" in log
+    # A new run starts from the finished run's weights (run folder or its export).
+    init = str(dirs["root"] / "init")
+    cli.run([*base[:-len(FAST) - 2], "--workdir", init, "--init-from", work, *FAST])
+    assert "initialised weights from" in open(os.path.join(init, "train.log")).read()
     # Evaluation of the run folder on another channel, without --training.
     eval_json = str(dirs["root"] / "eval.json")
     records = cli.run(["--testset", "kodak", "--test-dir", dirs["test"], "--channel-type",
