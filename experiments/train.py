@@ -92,6 +92,21 @@ def build_parser():
     g.add_argument("--init-from", default=None,
                    help="start training from these weights (an exported model folder or a "
                         "run folder), e.g. a fixed-SNR model for the SNR curriculum")
+    g.add_argument("--qat", action="store_true",
+                   help="quantization-aware fine-tuning: wrap the float Swin codec given by "
+                        "--init-from with TF-MOT (int8 per-channel kernels, 8-bit activations, "
+                        "16-bit residual stream, integer GELU/softmax/LayerNorm/sigmoid forms), "
+                        "calibrate its activation ranges on --calibration-batches training "
+                        "batches, then train; the FQ-LISCS reference uses --lr 1e-5. The export "
+                        "is a QAT folder (model.json + TF checkpoint)")
+    g.add_argument("--quant-spec", default="",
+                   help="QuantSpec overrides for --qat as key=value pairs, e.g. "
+                        "'gelu=poly,softmax=poly,residual_bits=12' (keys: weight_bits, "
+                        "act_bits, residual_bits, gelu, softmax, sigmoid, layer_norm, "
+                        "snr_step_db, symbol_bits, symbol_clip, ema_decay)")
+    g.add_argument("--calibration-batches", type=int, default=20,
+                   help="training batches used to initialise the activation ranges before "
+                        "QAT (default: %(default)s)")
     g.add_argument("--no-jit", action="store_true",
                    help="do not compile the train step with XLA")
     g.add_argument("--distribute", default="auto",
@@ -162,14 +177,43 @@ def _resolve(args, parser):
         _fail(parser, "give --steps or --epochs, not both")
     if args.training and not args.train_dir:
         _fail(parser, "--training needs --train-dir (for example ../shared/data/train)")
+    args.quant_spec_dict = {}
+    if args.qat:
+        if args.model != "swin":
+            _fail(parser, f"--qat supports --model swin only, got {args.model!r}")
+        if args.training and not (args.init_from or args.resume):
+            _fail(parser, "--qat needs --init-from (a trained float model) or --resume")
+        try:
+            args.quant_spec_dict = _parse_quant_spec(args.quant_spec)
+        except ValueError as e:
+            _fail(parser, f"--quant-spec: {e}")
     return args
+
+
+def _parse_quant_spec(text):
+    """``"gelu=poly,residual_bits=12"`` -> validated QuantSpec dict."""
+    import dataclasses
+
+    from fqliscs_tf.quant.fakequant import QuantSpec
+    types = {f.name: f.type for f in dataclasses.fields(QuantSpec)}
+    values = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key not in types:
+            raise ValueError(f"expected key=value with a key in {sorted(types)}, got {item!r}")
+        kind = {"int": int, "float": float}.get(getattr(types[key], "__name__", types[key]), str)
+        try:
+            values[key] = kind(value)
+        except ValueError:
+            raise ValueError(f"{key} must be {kind.__name__}, got {value!r}") from None
+    return QuantSpec(**values).to_dict()
 
 
 def _run_config(args):
     keys = ["trainset", "testset", "distortion_metric", "channel_type", "channel_kwargs", "C",
             "multiple_snr", "model",
             "model_size", "batch_size", "crop", "lr", "lr_schedule", "warmup_steps", "steps",
-            "seed", "train_dir"]
+            "seed", "train_dir", "qat", "quant_spec_dict", "init_from"]
     return {k: getattr(args, k) for k in keys}
 
 
@@ -231,10 +275,13 @@ def _load_for_eval(args):
     """Build the model for evaluation from an exported folder or a run's checkpoint."""
     import tensorflow as tf
 
-    from fqliscs_tf.checkpoints import MODEL_FILE, load_model
+    from fqliscs_tf.checkpoints import MODEL_FILE, load_model, read_model_info
     from fqliscs_tf.registry import build_model
     path = args.checkpoint or args.workdir
     if os.path.isfile(os.path.join(path, MODEL_FILE)):
+        if read_model_info(path).get("family") == "swin-qat":
+            from fqliscs_tf.quant.qat import load_qat
+            return load_qat(path, channel_type=args.channel_type, **args.channel_kwargs)
         return load_model(path, channel_type=args.channel_type, **args.channel_kwargs)
     ckpt_dir = os.path.join(path, "ckpt")
     latest = tf.train.latest_checkpoint(ckpt_dir)
@@ -247,10 +294,52 @@ def _load_for_eval(args):
         with open(run_cfg) as f:
             saved = json.load(f)
         family, preset, C = saved.get("model", "swin"), saved["model_size"], saved["C"]
+        if saved.get("qat"):
+            from fqliscs_tf.quant.qat import QATJSCC, quantize_scope
+            from fqliscs_tf.registry import model_config
+            with quantize_scope():
+                model = QATJSCC(model_config(family, preset, C=C), saved["quant_spec_dict"],
+                                channel_type=args.channel_type,
+                                channel_kwargs=args.channel_kwargs).build_for()
+            tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+            return model
     model = build_model(family, preset, C=C, channel_type=args.channel_type,
                         channel_kwargs=args.channel_kwargs).build_for()
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return model
+
+
+def _qat_model(args, cfg, resuming):
+    """The QAT codec: fresh (weights from the checkpoint) when resuming, else quantized from
+    the float --init-from model and calibrated on training batches."""
+    from fqliscs_tf.checkpoints import MODEL_FILE, load_model
+    from fqliscs_tf.quant.qat import QATJSCC, calibrate, quantize_codec, quantize_scope
+    if resuming:
+        with quantize_scope():
+            return QATJSCC(cfg, args.quant_spec_dict, channel_type=args.channel_type,
+                           channel_kwargs=args.channel_kwargs).build_for()
+    src = args.init_from
+    if not os.path.isfile(os.path.join(src, MODEL_FILE)):
+        src = os.path.join(src, "export")
+    float_model = load_model(src, channel_type=args.channel_type, **args.channel_kwargs)
+    if float_model.config != cfg:
+        raise ValueError(f"--init-from {args.init_from!r} holds preset {float_model.config.name!r} "
+                         f"C={float_model.config.C}, not {cfg.name!r} C={cfg.C}")
+    model = quantize_codec(float_model, args.quant_spec_dict)
+    batches = _calibration_batches(args, cfg)
+    calibrate(model, batches, args.snr_list, num_batches=args.calibration_batches)
+    log.info("QAT codec from %s, activation ranges calibrated on %d batches", args.init_from,
+             args.calibration_batches)
+    return model
+
+
+def _calibration_batches(args, cfg):
+    from fqliscs_tf import cifar, data
+    if args.trainset == "CIFAR10":
+        return cifar.cifar10_dataset(args.train_dir, "train", args.batch_size, args.seed + 1,
+                                     training=True)
+    return data.train_dataset(data.list_images(args.train_dir), args.crop, args.batch_size,
+                              args.seed + 1)
 
 
 def _is_chief(strategy):
@@ -301,9 +390,13 @@ def train(args, strategy):
         # XLA clusters cannot reach variables of a second logical CPU device.
         log.info("XLA is off: %d replicas on logical CPU devices", strategy.num_replicas_in_sync)
         jit = False
+    latest = tf.train.latest_checkpoint(os.path.join(args.workdir, "ckpt"))
     with strategy.scope():
-        model = build_model(args.model, cfg, channel_type=args.channel_type,
-                            channel_kwargs=args.channel_kwargs).build_for()
+        if args.qat:
+            model = _qat_model(args, cfg, resuming=bool(args.resume and latest))
+        else:
+            model = build_model(args.model, cfg, channel_type=args.channel_type,
+                                channel_kwargs=args.channel_kwargs).build_for()
         trainer = Trainer(model, args.snr_list, args.distortion_metric, args.lr, args.batch_size,
                           args.seed, jit_compile=jit, strategy=strategy,
                           total_steps=args.steps, lr_schedule=args.lr_schedule,
@@ -314,11 +407,10 @@ def train(args, strategy):
         ckpt_dir = os.path.join(args.workdir, f"worker{strategy.cluster_resolver.task_id}_ckpt")
     manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=1 if not chief else 3)
     # Every worker resumes from the chief's checkpoint.
-    latest = tf.train.latest_checkpoint(os.path.join(args.workdir, "ckpt"))
     if args.resume and latest:
         ckpt.restore(latest)
         log.info("resumed from %s at step %d", latest, trainer.current_step)
-    elif args.init_from:
+    elif args.init_from and not args.qat:
         src = args.init_from
         if not os.path.isfile(os.path.join(src, MODEL_FILE)):
             src = os.path.join(src, "export")  # a run folder holds its export there
@@ -364,8 +456,13 @@ def train(args, strategy):
     if not chief:
         return None
     export_dir = os.path.join(args.workdir, "export")
-    export_model(model, export_dir, steps=trainer.current_step, run_config=_run_config(args),
+    if args.qat:
+        from fqliscs_tf.quant.qat import save_qat
+        save_qat(model, export_dir, steps=trainer.current_step, run_config=_run_config(args),
                  command=" ".join(sys.argv))
+    else:
+        export_model(model, export_dir, steps=trainer.current_step,
+                     run_config=_run_config(args), command=" ".join(sys.argv))
     log.info("exported weights to %s", export_dir)
     return model
 

@@ -5,6 +5,7 @@ Images are float32 in [0, 1], channels last. The SNR is given in dB per image.
 import tensorflow as tf
 import tf_keras as keras
 
+from .heads import Head, OutputNorm
 from .modnet import ChannelModNet
 from .presets import CodecConfig
 from .swin import PatchEmbed, PatchMerging, PatchReverseMerging, SwinBlock
@@ -12,54 +13,58 @@ from .swin import PatchEmbed, PatchMerging, PatchReverseMerging, SwinBlock
 __all__ = ["build_encoder", "build_decoder", "JSCCModel", "JSCC", "check_image_size"]
 
 
-def _stage(x, dim, depth, heads, cfg, prefix):
+def _stage(x, dim, depth, heads, cfg, prefix, quant):
     for j in range(depth):
         shift = 0 if j % 2 == 0 else cfg.window_size // 2
-        x = SwinBlock(dim, heads, cfg.window_size, shift, cfg.mlp_ratio,
+        x = SwinBlock(dim, heads, cfg.window_size, shift, cfg.mlp_ratio, quant=quant,
                       name=f"{prefix}_block{j}")(x)
     return x
 
 
-def _modnet(cfg, dim):
+def _modnet(cfg, dim, quant):
     return ChannelModNet(dim, int(dim * cfg.modnet_hidden_ratio), cfg.modnet_layers,
-                         cfg.modulator_hidden, name="modnet")
+                         cfg.modulator_hidden, quant=quant, name="modnet")
 
 
-def build_encoder(cfg: CodecConfig, name="encoder"):
+def build_encoder(cfg: CodecConfig, name="encoder", quant=None):
     """Functional encoder ``[image, snr_db] -> latent``.
 
     Inputs: image ``[B, H, W, 3]`` float32 in [0, 1], snr_db ``[B, 1]`` [dB].
     Output: latent ``[B, H/ds, W/ds, C]`` float32, ``ds = cfg.downsampling``.
+    ``quant``: None (float) or a QuantSpec (quantized mode; the SNR must then be on its
+    grid, see :func:`fqliscs_tf.quant.fakequant.quantize_snr`).
     """
     image = keras.Input([None, None, 3], name="image")
     snr = keras.Input([1], name="snr_db")
-    x = PatchEmbed(cfg.embed_dims[0], cfg.patch_size, name="patch_embed")(image)
+    x = PatchEmbed(cfg.embed_dims[0], cfg.patch_size, quant=quant, name="patch_embed")(image)
     for i, (dim, depth, heads) in enumerate(zip(cfg.embed_dims, cfg.depths, cfg.num_heads)):
         if i > 0:
-            x = PatchMerging(dim, name=f"stage{i}_merge")(x)
-        x = _stage(x, dim, depth, heads, cfg, f"stage{i}")
-    x = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")(x)
-    x = _modnet(cfg, cfg.embed_dims[-1])([x, snr])
-    latent = keras.layers.Dense(cfg.C, name="head")(x)
+            x = PatchMerging(dim, quant=quant, name=f"stage{i}_merge")(x)
+        x = _stage(x, dim, depth, heads, cfg, f"stage{i}", quant)
+    x = OutputNorm(quant=quant, name="norm")(x)
+    x = _modnet(cfg, cfg.embed_dims[-1], quant)([x, snr])
+    latent = Head(cfg.C, quant=quant, name="head")(x)
     return keras.Model([image, snr], latent, name=name)
 
 
-def build_decoder(cfg: CodecConfig, name="decoder"):
+def build_decoder(cfg: CodecConfig, name="decoder", quant=None):
     """Functional decoder ``[latent, snr_db] -> image``.
 
     Inputs: latent ``[B, h, w, C]`` float32, snr_db ``[B, 1]`` [dB].
-    Output: image ``[B, h*ds, w*ds, 3]`` float32 (not clipped; clip to [0, 1] for display).
+    Output: image ``[B, h*ds, w*ds, 3]`` float32 (not clipped; clip to [0, 1] for display;
+    in quantized mode it is on the 8-bit grid of [0, 1]).
     """
     latent = keras.Input([None, None, cfg.C], name="latent")
     snr = keras.Input([1], name="snr_db")
     dims = cfg.embed_dims[::-1]
     depths, heads = cfg.depths[::-1], cfg.num_heads[::-1]
-    x = keras.layers.Dense(dims[0], name="head")(latent)
-    x = _modnet(cfg, dims[0])([x, snr])
+    x = Head(dims[0], quant=quant, name="head")(latent)
+    x = _modnet(cfg, dims[0], quant)([x, snr])
     for i, (dim, depth, h) in enumerate(zip(dims, depths, heads)):
-        x = _stage(x, dim, depth, h, cfg, f"stage{i}")
+        x = _stage(x, dim, depth, h, cfg, f"stage{i}", quant)
         last = i == len(dims) - 1
         x = PatchReverseMerging(3 if last else dims[i + 1], cfg.patch_size if last else 2,
+                                image_output=last, quant=quant,
                                 name=f"stage{i}_upsample")(x)
     return keras.Model([latent, snr], x, name=name)
 

@@ -391,6 +391,9 @@ class JSCCLink(keras.layers.Layer):
         self._channel_kwargs = dict(kwargs)
         self._denormalize = bool(denormalize)
         self._channel = get_channel(channel_type, **kwargs)
+        #: Optional callable applied to the unit-power symbols before the channel, e.g. the
+        #: int8 I/Q rounding of a quantized codec (``[batch_size, k]`` complex64 -> same).
+        self.symbol_quantizer = None
 
     @property
     def channel_type(self):
@@ -421,6 +424,8 @@ class JSCCLink(keras.layers.Layer):
                 f"JSCCLink expects a latent [batch_size, h, w, c], got shape {latent.shape}")
         latent = tf.cast(latent, tf.float32)
         z, power = normalize_power(real_to_complex(latent), return_power=True)
+        if self.symbol_quantizer is not None:
+            z = self.symbol_quantizer(z)
         z_hat, no_eff = self._channel(z, snr_db)
         out = z_hat
         if self._denormalize:

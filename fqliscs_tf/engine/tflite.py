@@ -1,0 +1,766 @@
+"""Integer-only TFLite export of a quantization-aware codec, its checker and runner.
+
+:func:`export_tflite` writes ``encoder.tflite`` and ``decoder.tflite`` for one fixed image
+size (batch 1), int8 in and out:
+
+* encoder: ``image`` ``[1, H, W, 3]`` int8 (``pixel - 128``: scale 1/255, zero point -128)
+  and ``snr`` ``[1, 1]`` int8 (the SNR code, scale ``spec.snr_step_db``, zero point 0) ->
+  ``latent`` ``[1, H/ds, W/ds, C]`` int8 (the encoder head's output grid, zero point 0);
+* decoder: ``latent`` int8 (the decoder head's input grid) and ``snr`` ->
+  ``image`` int8 (``pixel - 128``).
+
+Route: a TFLite-friendly *twin* of the QAT graph is traced as a ``tf.function``: the same
+fake-quantized int8 kernels (TF-MOT's per-channel ranges, as ``FakeQuantWithMinMaxVarsPerChannel``
+constants) and the same activation ranges (``FakeQuantWithMinMaxArgs`` at every QAT
+quantization point), but with float ops the converter knows in place of the integer training
+forms: ``tf.nn.softmax``, ``tf.nn.gelu``, ``tf.sigmoid`` and LayerNorm as
+``l2_normalize(x - mean) * sqrt(C) * gamma + beta`` (TFLite's integer ``L2_NORMALIZATION``
+kernel; the textbook ``rsqrt(mean(d**2))`` decomposition quantizes ``d**2`` to 8 bits).
+``tf.lite.TFLiteConverter`` (``TFLITE_BUILTINS_INT8``, int8 I/O, a representative dataset for
+the intermediate tensors without a QAT range) turns it into an int8 model.
+
+Deviations from the integer engine (:mod:`fqliscs_tf.engine`), all measured in
+``docs/RESULTS.md`` section 7:
+
+* the 16-bit residual stream becomes int8 (same absmax, scale ``absmax / 127``); TFLite's
+  16x8 mode keeps int16 activations but then only accepts int16 or float model I/O;
+* logits, softmax, GELU and sigmoid are TFLite's int8 kernels (8-bit logits, LUT / fixed-point
+  nonlinearities) instead of the engine's exact int32 logits and I-ViT shift forms;
+* the shifted-window mask saturates the logits at ``min_logit - 8`` (a probe pass measures the
+  logit range) instead of adding -100, which would waste the 8-bit logit range.
+
+:func:`check_integer_only` proves a ``.tflite`` file integer-only (tensor dtypes, op list);
+:class:`TFLiteCodec` runs encoder.tflite -> the engine's integer channel
+(:mod:`phy.integer_channel`) -> decoder.tflite with ai-edge-litert.
+"""
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from fqliscs_tf.engine.export import act_scale
+from fqliscs_tf.heads import Head, OutputNorm
+from fqliscs_tf.modnet import ChannelModNet
+from fqliscs_tf.quant.fakequant import QuantSpec
+from fqliscs_tf.quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from fqliscs_tf.swin import (PatchEmbed, PatchMerging, PatchReverseMerging, SwinBlock,
+                             shifted_window_mask, window_partition, window_reverse)
+from phy.integer_channel import get_int_channel, int_power_normalize
+
+__all__ = ["TwinOptions", "export_tflite", "export_float_tflite", "check_integer_only",
+           "IntegerOnlyError", "TFLiteCodec", "MANIFEST_FILE", "FLOAT_RUNTIME_KERNELS",
+           "FLOAT_PREPARE_KERNELS"]
+
+MANIFEST_FILE = "tflite.json"
+_MASK_MARGIN = 8.0  # exp(-8) = 3.4e-4 < half an LSB of TFLite's int8 softmax (1/512)
+
+#: int8 kernels that compute in float at run time (``resolver`` where they are integer).
+FLOAT_RUNTIME_KERNELS = {
+    "SOFTMAX": ("optimized int8 kernel: float exp table and float 1/sum per row; the "
+                "BUILTIN_REF resolver runs the gemmlowp fixed-point softmax", "ref"),
+    "SQRT": ("int8 kernel dequantizes, std::sqrt in float, requantizes", None),
+    "RANDOM_STANDARD_NORMAL": ("float random numbers", None),
+    "RANDOM_UNIFORM": ("float random numbers", None),
+    "MULTINOMIAL": ("float random numbers", None),
+    "DEQUANTIZE": ("int8 -> float conversion", None),
+}
+#: int8 kernels whose look-up table is filled with float math once in Prepare (integer at run
+#: time: one table read per element), like every kernel's multipliers.
+FLOAT_PREPARE_KERNELS = {"GELU", "LOGISTIC", "TANH", "LOG", "EXP", "ELU", "HARD_SWISH",
+                         "RSQRT"}
+
+
+class IntegerOnlyError(ValueError):
+    """A .tflite file is not integer-only (see :func:`check_integer_only`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TwinOptions:
+    """Op choices of the TFLite twin graph.
+
+    Attributes
+    ----------
+    gelu : str
+        ``"erf"`` (TFLite GELU, exact), ``"tanh"`` (GELU, tanh approximation) or
+        ``"sigmoid"`` (``x * sigmoid(1.702 x)``, the form the engine's ShiftGELU approximates).
+    layer_norm : str
+        ``"l2"`` (mean, SUB, L2_NORMALIZATION, per-channel MUL/ADD) or ``"moments"``
+        (MEAN, SQUARED_DIFFERENCE, RSQRT, MUL...).
+    mask : str
+        ``"saturate"`` (masked logits pinned at ``min_logit - 8``) or ``"add"`` (-100 added,
+        as the float model).
+    """
+    gelu: str = "erf"
+    layer_norm: str = "l2"
+    mask: str = "saturate"
+
+    def __post_init__(self):
+        for name, allowed in (("gelu", ("erf", "tanh", "sigmoid")),
+                              ("layer_norm", ("l2", "moments")),
+                              ("mask", ("saturate", "add"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+
+# =========================================================================== twin graph
+def _kernels(wrapper):
+    """``{path: (fake-quantized kernel, per-channel min, max)}`` of a TF-MOT wrapper."""
+    out = {}
+    for path, (weight, quantizer, qvars) in zip(wrapper.layer.kernels, wrapper._weight_vars):
+        fq = quantizer(weight, False, weights=qvars).numpy()
+        out[path] = (fq, qvars["min_var"].numpy(), qvars["max_var"].numpy())
+    return out
+
+
+def _sublayer(layer, path):
+    obj = layer
+    for part in filter(None, path.split(".")):
+        obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+    return obj
+
+
+def _depth_to_space(x, factor):
+    """``tf.nn.depth_to_space`` as RESHAPE + TRANSPOSE (ai-edge-litert 2.3 has no int8
+    DEPTH_TO_SPACE kernel, op version 2)."""
+    _, h, w, c = x.shape.as_list()
+    c //= factor * factor
+    x = tf.reshape(x, [-1, h, w, factor, factor, c])
+    x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
+    return tf.reshape(x, [-1, h * factor, w * factor, c])
+
+
+class _Part:
+    """Float twin of one QAT Functional model (encoder or decoder), layer by layer.
+
+    ``quantize=False`` drops every fake-quant node (the float32 TFLite model); ``probe``
+    (a dict) makes the shifted-window blocks record their logit range instead of masking it.
+    """
+
+    def __init__(self, model, spec, options, quantize=True):
+        self.spec, self.options, self.quantize = spec, options, quantize
+        self.layers = []
+        for wrapper in model.layers:
+            layer = getattr(wrapper, "layer", None)
+            if layer is None:
+                continue
+            if not isinstance(layer, (PatchEmbed, PatchMerging, PatchReverseMerging, SwinBlock,
+                                      OutputNorm, ChannelModNet, Head)):
+                raise ValueError(f"no TFLite twin for layer {layer.name!r} "
+                                 f"({type(layer).__name__})")
+            self.layers.append((layer, _kernels(wrapper)))
+        # Every variable is read once, eagerly: the twin is traced with constants only.
+        self._values = {v.ref(): v.numpy() for layer, _ in self.layers for v in layer.weights}
+        self._rel_bias = {layer.name: layer.relative_position_bias().numpy()
+                          for layer, _ in self.layers if isinstance(layer, SwinBlock)}
+        self.measured = {}  # name -> (min, max) from :meth:`measure`
+        self.probe = None
+
+    # ------------------------------------------------------------------ primitives
+    def value(self, variable):
+        return self._values[variable.ref()]
+
+    def absmax(self, layer, name):
+        """Activation range of a quantization point, as :class:`ActRange` uses it."""
+        return max(float(self.value(layer.ranges[name].absmax)), 1e-8)
+
+    def fq(self, x, absmax):
+        """Symmetric 8-bit grid ``[-absmax, absmax]`` (narrow range), as ActRange."""
+        if not self.quantize:
+            return x
+        return tf.quantization.fake_quant_with_min_max_args(x, -absmax, absmax, num_bits=8,
+                                                            narrow_range=True)
+
+    def fq_range(self, x, lo, hi, narrow_range=False):
+        if not self.quantize:
+            return x
+        return tf.quantization.fake_quant_with_min_max_args(x, lo, hi, num_bits=8,
+                                                            narrow_range=narrow_range)
+
+    def kernel(self, kernels, path, shape=None):
+        """The fake-quantized kernel as a constant (reshaped to ``shape`` before the
+        per-channel fake quantization: the converter cannot reshape per-axis tensors)."""
+        w, lo, hi = kernels[path]
+        w = tf.constant(w if shape is None else w.reshape(shape))
+        if self.quantize:
+            w = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+                w, tf.constant(lo), tf.constant(hi), num_bits=8, narrow_range=True)
+        return w
+
+    def dense(self, x, layer, kernels, path):
+        """Dense layer as a 1x1 convolution: the converter keeps per-channel int8 kernels of
+        CONV_2D, but fails on per-channel MatMul weights (it transposes them)."""
+        shape = x.shape.as_list()
+        w = self.kernel(kernels, path, (1, 1) + kernels[path][0].shape)
+        y = tf.nn.conv2d(tf.reshape(x, [1, -1, 1, shape[-1]]), w, 1, "VALID")
+        sub = _sublayer(layer, path)
+        if getattr(sub, "use_bias", False):
+            y = y + tf.constant(self.value(sub.bias))
+        return tf.reshape(y, shape[:-1] + [int(w.shape[-1])])
+
+    def layer_norm(self, x, norm, out_absmax, name):
+        """LayerNorm + affine on the 8-bit ``out_absmax`` grid.
+
+        ``"l2"``: ``d = x - mean`` on a measured 8-bit grid (the fake-quant node also keeps the
+        converter from fusing the square into SQUARED_DIFFERENCE, so it recognises
+        ``tf.math.l2_normalize(d)`` as L2_NORMALIZATION), then ``sqrt(C) gamma`` and ``beta``.
+        """
+        gamma, beta = self.value(norm.gamma), self.value(norm.beta)
+        c = int(x.shape[-1])
+        if self.options.layer_norm == "l2":
+            d = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+            self.observe(f"{name}/centred", d)
+            if self.probe is None and self.quantize:
+                lo, hi = self.measured[f"{name}/centred"]
+                d = self.fq(d, max(abs(lo), abs(hi), 1e-8))
+            n = tf.math.l2_normalize(d, axis=-1)
+            y = n * tf.constant(gamma * math.sqrt(c)) + tf.constant(beta)
+        else:
+            mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+            var = tf.reduce_mean(tf.math.squared_difference(x, mean), axis=-1, keepdims=True)
+            y = (x - mean) * tf.math.rsqrt(var + 1e-5) * tf.constant(gamma) + tf.constant(beta)
+        return self.fq(y, out_absmax)
+
+    def gelu(self, x):
+        if self.options.gelu == "sigmoid":
+            return x * tf.sigmoid(1.702 * x)
+        return tf.nn.gelu(x, approximate=self.options.gelu == "tanh")
+
+    # ------------------------------------------------------------------ layers
+    def patch_embed(self, x, layer, k):
+        x = self.fq_range(x, 0.0, 1.0)  # the int8 image: pixel / 255
+        w = self.kernel(k, "proj")
+        y = tf.nn.conv2d(x, w, layer.patch_size, "VALID")
+        return y + tf.constant(self.value(layer.proj.bias))
+
+    def attention(self, windows, layer, k, mask, name):
+        r = lambda n: self.absmax(layer, n)  # noqa: E731
+        n, heads, hd = layer.window_size ** 2, layer.num_heads, layer.head_dim
+        qkv = tf.reshape(self.dense(windows, layer, k, "qkv"), [-1, n, 3, heads, hd])
+        qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])
+        q = self.fq(qkv[0] * layer.scale, r("q"))
+        kk = self.fq(qkv[1], r("k"))
+        v = self.fq(qkv[2], r("v"))
+        s_logit = act_scale(r("q"), 8) * act_scale(r("k"), 8)
+        bias = np.round(self._rel_bias[layer.name] / s_logit) * s_logit
+        logits = tf.matmul(q, kk, transpose_b=True) + tf.constant(bias.astype(np.float32))[None]
+        if mask is not None:
+            num_windows = int(mask.shape[0])
+            logits = tf.reshape(logits, [-1, num_windows, heads, n, n])
+            self.observe(f"{name}/logits", logits)
+            if self.options.mask == "saturate" and self.quantize and self.probe is None:
+                lo, hi = self.measured[f"{name}/logits"]
+                logits = self.fq_range(logits + tf.constant(mask)[None, :, None],
+                                       lo - _MASK_MARGIN, hi)
+            else:
+                logits = logits + tf.constant(mask)[None, :, None]
+            logits = tf.reshape(logits, [-1, heads, n, n])
+        attn = tf.nn.softmax(logits, axis=-1)
+        out = tf.transpose(tf.matmul(attn, v), [0, 2, 1, 3])
+        out = self.fq(tf.reshape(out, [-1, n, layer.dim]), r("attn"))
+        return self.dense(out, layer, k, "proj")
+
+    def swin_block(self, x, layer, k):
+        r = lambda n: self.absmax(layer, n)  # noqa: E731
+        _, h, w, _ = x.shape.as_list()
+        ws, s = layer.window_size, layer.shift_size
+        x = self.fq(x, r("input"))
+        y = self.layer_norm(x, layer.norm1, r("norm1"), f"{layer.name}/norm1")
+        mask = None
+        if s > 0:
+            y = tf.roll(y, shift=[-s, -s], axis=[1, 2])
+            with tf.init_scope():  # a constant, computed eagerly
+                mask = shifted_window_mask(h, w, ws, s).numpy()
+        y = self.attention(window_partition(y, ws), layer, k, mask, layer.name)
+        y = window_reverse(y, ws, 1, h, w)
+        if s > 0:
+            y = tf.roll(y, shift=[s, s], axis=[1, 2])
+        x = self.fq(x + y, r("mid"))
+        y = self.layer_norm(x, layer.norm2, r("norm2"), f"{layer.name}/norm2")
+        hidden = self.fq(self.dense(y, layer, k, "fc1"), r("fc1"))
+        g = self.fq(self.gelu(hidden), r("gelu"))
+        return x + self.dense(g, layer, k, "fc2")
+
+    def patch_merging(self, x, layer, k):
+        x = tf.nn.space_to_depth(self.fq(x, self.absmax(layer, "input")), 2)
+        y = self.layer_norm(x, layer.norm, self.absmax(layer, "norm"), layer.name)
+        return self.dense(y, layer, k, "reduction")
+
+    def patch_reverse_merging(self, x, layer, k):
+        x = self.fq(x, self.absmax(layer, "input"))
+        y = self.layer_norm(x, layer.norm, self.absmax(layer, "norm"), layer.name)
+        y = _depth_to_space(self.dense(y, layer, k, "increment"), layer.factor)
+        if layer.image_output:
+            y = self.fq_range(y, 0.0, 1.0)
+        return y
+
+    def output_norm(self, x, layer, k):
+        x = self.fq(x, self.absmax(layer, "input"))
+        return self.layer_norm(x, layer, self.absmax(layer, "output"), layer.name)
+
+    def head(self, x, layer, k):
+        y = self.dense(self.fq(x, self.absmax(layer, "input")), layer, k, "")
+        return self.fq(y, self.absmax(layer, "output"))
+
+    def modnet(self, x, snr, layer, k):
+        temp = x
+        for i in range(layer.num_layers):
+            bm = layer.layers_bm[i]
+            h = self.fq(tf.nn.relu(self.dense(snr, layer, k, f"layers_bm.{i}.fc1")),
+                        self.absmax(bm, "fc1"))
+            h = self.fq(tf.nn.relu(self.dense(h, layer, k, f"layers_bm.{i}.fc2")),
+                        self.absmax(bm, "fc2"))
+            z = self.fq(self.dense(h, layer, k, f"layers_bm.{i}.fc3"), self.absmax(bm, "fc3"))
+            gate = tf.sigmoid(z)
+            temp = self.fq(self.dense(temp, layer, k, f"layers_sm.{i}"), self.absmax(layer, f"sm{i}"))
+            temp = self.fq(temp * gate[:, None, None, :], self.absmax(layer, f"mod{i}"))
+        z = self.fq(self.dense(temp, layer, k, "out"), self.absmax(layer, "out"))
+        return x * tf.sigmoid(z)
+
+    # ------------------------------------------------------------------ forward
+    def __call__(self, x, snr):
+        for layer, k in self.layers:
+            if isinstance(layer, ChannelModNet):
+                x = self.modnet(x, snr, layer, k)
+            elif isinstance(layer, SwinBlock):
+                x = self.swin_block(x, layer, k)
+            elif isinstance(layer, PatchEmbed):
+                x = self.patch_embed(x, layer, k)
+            elif isinstance(layer, PatchMerging):
+                x = self.patch_merging(x, layer, k)
+            elif isinstance(layer, PatchReverseMerging):
+                x = self.patch_reverse_merging(x, layer, k)
+            elif isinstance(layer, OutputNorm):
+                x = self.output_norm(x, layer, k)
+            else:
+                x = self.head(x, layer, k)
+        return x
+
+    def snr_input(self, snr):
+        """The SNR [dB] on its int8 grid (input scale ``snr_step_db``, zero point 0)."""
+        a = 127 * self.spec.snr_step_db
+        return self.fq_range(snr, -a, a, narrow_range=True)
+
+    def first_absmax(self):
+        """Input range of a decoder (its head's input grid)."""
+        layer = self.layers[0][0]
+        return self.absmax(layer, "input")
+
+    def last_absmax(self):
+        """Output range of an encoder (its head's output grid)."""
+        return self.absmax(self.layers[-1][0], "output")
+
+    def measure(self, calls):
+        """Run the twin (float, eagerly) over ``calls`` (a list of ``(x, snr)`` tensors) and
+        record the ranges the QAT model does not track: centred LayerNorm inputs and the
+        logits of shifted-window blocks. Returns the ``{name: (min, max)}`` dict."""
+        self.probe = {}
+        try:
+            for x, snr in calls:
+                self(x, self.snr_input(snr))
+            self.measured = self.probe
+        finally:
+            self.probe = None
+        return self.measured
+
+    def observe(self, name, x):
+        if self.probe is not None:
+            lo, hi = float(tf.reduce_min(x)), float(tf.reduce_max(x))
+            old = self.probe.get(name, (lo, hi))
+            self.probe[name] = (min(lo, old[0]), max(hi, old[1]))
+
+
+# =========================================================================== export
+def _kodak_crops(height, width, count=4):
+    """Up to ``count`` bundled Kodak images cropped (centre) to ``height x width``, float32."""
+    from fqliscs_tf.data import load_image
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "assets", "kodak")
+    crops = []
+    for name in sorted(os.listdir(folder))[:count]:
+        img = load_image(os.path.join(folder, name))
+        if img.shape[0] < height and img.shape[1] >= height and img.shape[0] >= width:
+            img = np.transpose(img, (1, 0, 2))
+        if img.shape[0] < height or img.shape[1] < width:
+            raise ValueError(f"bundled image {name} ({img.shape[0]}x{img.shape[1]}) is smaller "
+                             f"than {height}x{width}; pass calibration images")
+        top, left = (img.shape[0] - height) // 2, (img.shape[1] - width) // 2
+        crops.append(img[top:top + height, left:left + width].astype(np.float32) / 255.0)
+    return crops
+
+
+def _as_batches(images, height, width):
+    out = []
+    for img in images:
+        img = np.asarray(img, np.float32)
+        img = img.reshape((-1,) + img.shape[-3:])
+        if img.shape[1:] != (height, width, 3):
+            raise ValueError(f"calibration images must be {height}x{width}x3, got {img.shape[1:]}")
+        out.extend(np.round(np.clip(im, 0.0, 1.0) * 255.0)[None] / 255.0 for im in img)
+    if not out:
+        raise ValueError("export_tflite needs at least one calibration image")
+    return [x.astype(np.float32) for x in out]
+
+
+class _Receiver:
+    """The engine's channel between the two TFLite models: int8 latent -> unit-power int
+    I/Q symbols -> integer AWGN / Rayleigh (or none) -> int8 decoder input
+    (received symbols requantized onto the decoder head's input grid)."""
+
+    def __init__(self, spec, dec_in_scale, channel_type="awgn"):
+        self.spec = spec
+        self.rx_mult = quantize_multiplier(spec.symbol_scale / dec_in_scale)
+        self.channel_type = channel_type
+        self.channel = None if channel_type == "none" else get_int_channel(
+            channel_type, spec.symbol_scale, spec.snr_step_db)
+
+    def __call__(self, latent, snr_q, seed=(0, 0)):
+        """latent ``[B, h, w, C]`` int, snr_q ``[B]`` int -> dict of int arrays
+        (``received`` int8 ``[B, h, w, C]``, symbols and received symbols ``[B, k]``)."""
+        latent = tf.constant(np.asarray(latent, np.int32))
+        snr_q = tf.constant(np.asarray(snr_q, np.int32).reshape(-1))
+        re, im = int_power_normalize(latent, self.spec.symbol_scale, self.spec.symbol_bits)
+        re_hat, im_hat = re, im
+        if self.channel is not None:
+            seed = tf.constant(np.asarray(seed, np.int32).reshape(2))
+            re_hat, im_hat = self.channel(re, im, snr_q, seed)
+        y = tf.reshape(tf.stack([re_hat, im_hat], axis=-1), tf.shape(latent))
+        y = multiply_by_quantized_multiplier(y, self.rx_mult[0], self.rx_mult[1])
+        qmax = 2 ** (self.spec.act_bits - 1) - 1
+        y = tf.clip_by_value(y, -qmax, qmax)
+        return {"received": y.numpy().astype(np.int8), "symbols_re": re.numpy(),
+                "symbols_im": im.numpy(), "symbols_hat_re": re_hat.numpy(),
+                "symbols_hat_im": im_hat.numpy()}
+
+
+def _convert(part, first_shape, representative, quantize):
+    """Trace ``part`` at a fixed shape and convert it (int8 I/O when ``quantize``)."""
+    specs = (tf.TensorSpec(first_shape, tf.float32, name="x"),
+             tf.TensorSpec([1, 1], tf.float32, name="snr"))
+
+    @tf.function(input_signature=specs, autograph=False)
+    def forward(x, snr):
+        return part(x, part.snr_input(snr))
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [forward.get_concrete_function()], forward)
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x, s] for x, s in representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def _snr_grid(snr_db, spec):
+    codes = np.round(np.asarray(snr_db, np.float64).reshape(-1) / spec.snr_step_db)
+    if np.any(np.abs(codes) > 127):
+        raise ValueError(f"SNR {snr_db!r} dB is outside the int8 SNR grid")
+    return codes.astype(np.int32)
+
+
+def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1.0, 7.0, 13.0),
+                  channel_type="awgn", options=None, float32=False, seed=0):
+    """Export the encoder and decoder of a QAT codec to integer-only TFLite (int8 I/O).
+
+    The models have a fixed input size ``height x width`` (multiples of
+    ``config.size_multiple``) and batch 1; export once per size.
+
+    Parameters
+    ----------
+    qat_model : fqliscs_tf.quant.qat.QATJSCC
+        Calibrated (or QAT-trained) codec.
+    directory : str
+        Output folder (created): ``encoder.tflite``, ``decoder.tflite``, ``tflite.json``.
+    height, width : int
+        Image size [pixels].
+    images : None or iterable of ``[H, W, 3]`` / ``[B, H, W, 3]`` float in [0, 1]
+        Representative images (default: the bundled Kodak images, centre crops).
+    snr_db : sequence of float
+        Representative SNRs [dB] (default 1, 7, 13).
+    channel_type : str
+        Channel that makes the decoder's representative inputs (``"awgn"``, ``"rayleigh"``,
+        ``"none"``).
+    options : TwinOptions or None
+    float32 : bool
+        Also write ``encoder_float32.tflite`` / ``decoder_float32.tflite``: the same twin
+        without fake quantization, float32 I/O (for speed comparisons).
+    seed : int
+        Channel seed of the decoder's representative inputs.
+
+    Returns
+    -------
+    dict: ``encoder``, ``decoder`` (paths) and, with ``float32``, ``encoder_float32``,
+    ``decoder_float32``.
+    """
+    from fqliscs_tf.codec import check_image_size
+    from fqliscs_tf.quant.qat import QATJSCC
+    if not isinstance(qat_model, QATJSCC):
+        raise ValueError(f"export_tflite needs a QATJSCC, got {type(qat_model).__name__}")
+    config, spec = qat_model.config, qat_model.spec
+    check_image_size(height, width, config)
+    options = options or TwinOptions()
+    if spec.act_bits != 8 or spec.weight_bits != 8:
+        raise ValueError(f"TFLite int8 export needs 8-bit weights and activations, got "
+                         f"{spec.weight_bits}/{spec.act_bits}")
+    images = _as_batches(_kodak_crops(height, width) if images is None else images,
+                         height, width)
+    codes = _snr_grid(snr_db, spec)
+    snrs = [np.full([1, 1], c * spec.snr_step_db, np.float32) for c in codes]
+
+    encoder = _Part(qat_model.encoder, spec, options)
+    decoder = _Part(qat_model.decoder, spec, options)
+    enc_calls = [(img, snrs[i % len(snrs)]) for i, img in enumerate(images)]
+    enc_calls += [(img, s) for img in images[:1] for s in snrs]
+    encoder.measure([(tf.constant(x), tf.constant(s)) for x, s in enc_calls])
+    s_latent = act_scale(encoder.last_absmax(), 8)
+    dec_in_absmax = decoder.first_absmax()
+    receiver = _Receiver(spec, act_scale(dec_in_absmax, 8), channel_type)
+    dec_calls = []
+    for i, (x, s) in enumerate(enc_calls):
+        latent = encoder(tf.constant(x), encoder.snr_input(tf.constant(s))).numpy()
+        q = np.clip(np.round(latent / s_latent), -127, 127).astype(np.int32)
+        code = int(round(float(s[0, 0]) / spec.snr_step_db))
+        rx = receiver(q, [code], (seed, i))["received"]
+        dec_calls.append((rx.astype(np.float32) * np.float32(act_scale(dec_in_absmax, 8)), s))
+    decoder.measure([(tf.constant(x), tf.constant(s)) for x, s in dec_calls])
+
+    os.makedirs(directory, exist_ok=True)
+    paths = {}
+    latent_shape = [1, height // config.downsampling, width // config.downsampling, config.C]
+    jobs = [("encoder", encoder, [1, height, width, 3], enc_calls),
+            ("decoder", decoder, latent_shape, dec_calls)]
+    for name, part, shape, calls in jobs:
+        paths[name] = os.path.join(directory, f"{name}.tflite")
+        with open(paths[name], "wb") as f:
+            f.write(_convert(part, shape, calls, quantize=True))
+        if float32:
+            twin = _Part(getattr(qat_model, name), spec, options, quantize=False)
+            paths[f"{name}_float32"] = os.path.join(directory, f"{name}_float32.tflite")
+            with open(paths[f"{name}_float32"], "wb") as f:
+                f.write(_convert(twin, shape, calls, quantize=False))
+    manifest = {"format": "fqliscs_tf-tflite/1", "height": height, "width": width,
+                "latent_shape": latent_shape, "config": config.to_dict(),
+                "quant": spec.to_dict(), "options": dataclasses.asdict(options),
+                "latent_scale": s_latent, "decoder_input_scale": act_scale(dec_in_absmax, 8),
+                "snr_db": [float(s[0, 0]) for s in snrs], "num_images": len(images),
+                "channel_type": channel_type,
+                "measured_ranges": {"encoder": encoder.measured, "decoder": decoder.measured},
+                "files": {k: os.path.basename(v) for k, v in paths.items()}}
+    with open(os.path.join(directory, MANIFEST_FILE), "w") as f:
+        json.dump(manifest, f, indent=1)
+    return paths
+
+
+def export_float_tflite(float_model, path, height, width, part="encoder"):
+    """Plain float32 TFLite of a float codec's encoder or decoder at a fixed size (batch 1,
+    float32 I/O; for speed comparisons). Returns ``path``."""
+    cfg = float_model.config
+    model = getattr(float_model, part)
+    if part == "encoder":
+        first = [1, height, width, 3]
+    else:
+        first = [1, height // cfg.downsampling, width // cfg.downsampling, cfg.C]
+    specs = (tf.TensorSpec(first, tf.float32, name="x"),
+             tf.TensorSpec([1, 1], tf.float32, name="snr"))
+
+    @tf.function(input_signature=specs)
+    def forward(x, snr):
+        return model([x, snr], training=False)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [forward.get_concrete_function()], forward)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(converter.convert())
+    return path
+
+
+# =========================================================================== checking
+_RESOLVERS = ("default", "builtin", "ref")
+
+
+def _resolver_type(resolver):
+    from ai_edge_litert.interpreter import OpResolverType
+    if resolver not in _RESOLVERS:
+        raise ValueError(f"op_resolver must be one of {_RESOLVERS}, got {resolver!r}")
+    return {"default": OpResolverType.AUTO,
+            "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            "ref": OpResolverType.BUILTIN_REF}[resolver]
+
+
+def _io(details):
+    return [{"name": d["name"], "shape": [int(v) for v in d["shape"]],
+             "dtype": np.dtype(d["dtype"]).name,
+             "scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])}
+            for d in details]
+
+
+def check_integer_only(path, *, resolver="ref", raise_error=False):
+    """Prove a ``.tflite`` file integer-only: tensor dtypes, op list and I/O types.
+
+    Violations: any float32 / float16 / float64 tensor (weights, activations or I/O), a
+    non-int8 model input or output, DEQUANTIZE and RANDOM_* ops, and the int8 kernels that
+    compute in float at run time (:data:`FLOAT_RUNTIME_KERNELS`; SOFTMAX is integer with the
+    BUILTIN_REF resolver, so it is a violation only for ``resolver="default"`` or
+    ``"builtin"``). Kernels whose look-up tables are filled in Prepare
+    (:data:`FLOAT_PREPARE_KERNELS`) are listed under ``notes``.
+
+    Parameters
+    ----------
+    path : str
+        A ``.tflite`` file.
+    resolver : "ref" | "default" | "builtin"
+        Kernels the model will run with (default "ref": TFLite's reference kernels).
+    raise_error : bool
+        Raise :class:`IntegerOnlyError` instead of returning ``ok=False`` (default False).
+
+    Returns
+    -------
+    dict: ``ok``, ``path``, ``resolver``, ``tensor_dtypes`` (dtype -> count), ``ops``
+    (op name -> count), ``inputs``/``outputs`` (name, shape, dtype, scale, zero point),
+    ``violations`` and ``notes`` (lists of str).
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    if resolver not in _RESOLVERS:
+        raise ValueError(f"resolver must be one of {_RESOLVERS}, got {resolver!r}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(path)
+    # No delegate: the op list is the model's own, not XNNPACK's partition of it.
+    interp = Interpreter(model_path=path, experimental_op_resolver_type=(
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    tensors = interp.get_tensor_details()
+    ops = interp._get_ops_details()
+    dtypes, violations, notes = {}, [], []
+    for t in tensors:
+        name = np.dtype(t["dtype"]).name
+        dtypes[name] = dtypes.get(name, 0) + 1
+        if name in ("float16", "float32", "float64"):
+            violations.append(f"{name} tensor {t['name']!r} {list(t['shape'])}")
+    op_counts = {}
+    for op in ops:
+        op_counts[op["op_name"]] = op_counts.get(op["op_name"], 0) + 1
+    for name, count in sorted(op_counts.items()):
+        if name.startswith("RANDOM") or name in FLOAT_RUNTIME_KERNELS:
+            why, integer_with = FLOAT_RUNTIME_KERNELS.get(name, ("random numbers", None))
+            if integer_with is not None and resolver == integer_with:
+                notes.append(f"{name} x{count}: integer with the {resolver!r} resolver ({why})")
+            else:
+                violations.append(f"{name} x{count}: {why}")
+        elif name in FLOAT_PREPARE_KERNELS:
+            notes.append(f"{name} x{count}: int8 look-up table filled with float math in "
+                         "Prepare, integer table reads at run time")
+    inputs, outputs = _io(interp.get_input_details()), _io(interp.get_output_details())
+    for kind, items in (("input", inputs), ("output", outputs)):
+        for d in items:
+            if d["dtype"] != "int8":
+                violations.append(f"model {kind} {d['name']!r} is {d['dtype']}, not int8")
+    report = {"ok": not violations, "path": path, "resolver": resolver,
+              "tensor_dtypes": dict(sorted(dtypes.items())), "ops": dict(sorted(op_counts.items())),
+              "inputs": inputs, "outputs": outputs, "violations": violations, "notes": notes}
+    if raise_error and violations:
+        raise IntegerOnlyError(f"{path} is not integer-only ({len(violations)} violations): "
+                               + "; ".join(violations[:5]))
+    return report
+
+
+# =========================================================================== running
+class _Runner:
+    """One .tflite model with ai-edge-litert: inputs ``x`` and ``snr``, one output."""
+
+    def __init__(self, path, op_resolver="default", num_threads=2):
+        from ai_edge_litert.interpreter import Interpreter
+        self.path = path
+        self.interpreter = Interpreter(model_path=path, num_threads=num_threads,
+                                       experimental_op_resolver_type=_resolver_type(op_resolver))
+        self.interpreter.allocate_tensors()
+        inputs = self.interpreter.get_input_details()
+        snr = [d for d in inputs if "snr" in d["name"]]
+        other = [d for d in inputs if "snr" not in d["name"]]
+        if len(snr) != 1 or len(other) != 1:
+            raise ValueError(f"{path}: expected inputs x and snr, got "
+                             f"{[d['name'] for d in inputs]}")
+        self.x, self.snr = other[0], snr[0]
+        self.out = self.interpreter.get_output_details()[0]
+
+    def __call__(self, x, snr):
+        self.interpreter.set_tensor(self.x["index"], np.asarray(x, self.x["dtype"]))
+        self.interpreter.set_tensor(self.snr["index"], np.asarray(snr, self.snr["dtype"]))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.out["index"])
+
+
+class TFLiteCodec:
+    """encoder.tflite -> the engine's integer channel -> decoder.tflite, with ai-edge-litert.
+
+    Parameters
+    ----------
+    directory : str
+        A folder written by :func:`export_tflite`.
+    channel_type : str
+        ``"awgn"``, ``"rayleigh"`` (integer channels of :mod:`phy.integer_channel`, as
+        :class:`~fqliscs_tf.engine.IntegerCodec`) or ``"none"``.
+    op_resolver : "default" | "builtin" | "ref"
+        ai-edge-litert kernels: default (XNNPACK delegate + optimized kernels), builtin
+        (optimized kernels, no delegate) or ref (reference kernels, integer softmax).
+    num_threads : int
+        Interpreter threads (default 2).
+    """
+
+    def __init__(self, directory, channel_type="awgn", op_resolver="default", num_threads=2):
+        with open(os.path.join(directory, MANIFEST_FILE)) as f:
+            self.manifest = json.load(f)
+        self.spec = QuantSpec.from_dict(self.manifest["quant"])
+        self.height, self.width = self.manifest["height"], self.manifest["width"]
+        files = self.manifest["files"]
+        self.encoder = _Runner(os.path.join(directory, files["encoder"]), op_resolver,
+                               num_threads)
+        self.decoder = _Runner(os.path.join(directory, files["decoder"]), op_resolver,
+                               num_threads)
+        self.receiver = _Receiver(self.spec, self.manifest["decoder_input_scale"], channel_type)
+
+    def encode(self, pixels, snr_q):
+        """uint8 pixels ``[1, H, W, 3]`` (any int dtype, 0..255) and the SNR code -> int8
+        latent ``[1, h, w, C]``."""
+        x = (np.asarray(pixels, np.int16) - 128).astype(np.int8)
+        return self.encoder(x, np.full([1, 1], int(snr_q), np.int8))
+
+    def decode(self, received, snr_q):
+        """int8 received latent ``[1, h, w, C]`` (decoder input grid) and the SNR code ->
+        uint8 pixels ``[1, H, W, 3]``."""
+        y = self.decoder(received, np.full([1, 1], int(snr_q), np.int8))
+        return (y.astype(np.int16) + 128).astype(np.uint8)
+
+    def __call__(self, images, snr_db, seed=(0, 0)):
+        """Float in, float out, as :meth:`IntegerCodec.__call__ <fqliscs_tf.engine.IntegerCodec>`
+        (same SNR grid, pixel rounding and channel seed, so the noise matches).
+
+        Returns
+        -------
+        dict: ``x_hat`` ``[B, H, W, 3]`` float32 in [0, 1], ``latent`` int8, ``received``
+        int8 (decoder input), ``symbols``/``symbols_hat`` complex64 ``[B, k]``.
+        """
+        images = np.asarray(images, np.float32)
+        if images.ndim != 4 or images.shape[1:] != (self.height, self.width, 3):
+            raise ValueError(f"images must be [B, {self.height}, {self.width}, 3], "
+                             f"got {images.shape}")
+        batch = images.shape[0]
+        snr = np.asarray(snr_db, np.float64).reshape(-1)
+        if snr.size not in (1, batch):
+            raise ValueError(f"snr_db must be a scalar or have {batch} values, got {snr_db!r}")
+        codes = np.broadcast_to(_snr_grid(snr, self.spec), [batch])
+        pixels = np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.int32)
+        latent = np.concatenate([self.encode(pixels[i:i + 1], codes[i]) for i in range(batch)])
+        # The engine clips its latent to [-127, 127]; TFLite's int8 may reach -128.
+        rx = self.receiver(np.maximum(latent, -127), codes, seed)
+        x_hat = np.concatenate([self.decode(rx["received"][i:i + 1], codes[i])
+                                for i in range(batch)])
+        s = self.spec.symbol_scale
+        return {"x_hat": x_hat.astype(np.float32) / 255.0, "latent": latent,
+                "received": rx["received"],
+                "symbols": (rx["symbols_re"] + 1j * rx["symbols_im"]).astype(np.complex64) * s,
+                "symbols_hat": (rx["symbols_hat_re"] + 1j * rx["symbols_hat_im"]
+                                ).astype(np.complex64) * s}
