@@ -2,7 +2,9 @@
 
 By default it loads the shipped ``lite`` model (``fqliscs_tf/weights/lite_c96_awgn``) and
 the bundled Kodak images, evaluates PSNR and MS-SSIM at every SNR on every channel, prints
-a table and writes to ``--outdir``::
+a table and writes to ``--outdir``. The numbers come from the evaluation command's functions
+(:mod:`experiments.evaluate`: ``load_images``, ``run_cell``, ``summarize``), one
+transmission per image, SNR and channel::
 
     demo_results.json        records {model, channel, snr_db, cbr, psnr, ms_ssim, num_images} + meta
     psnr_vs_snr.png          one curve per channel, published WITT curves dashed
@@ -18,22 +20,14 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
+import time
 
-import fqliscs_tf
+from experiments import evaluate as ev
+from experiments.evaluate import DEFAULT_IMAGES, DEFAULT_MODEL
 
 __all__ = ["main", "run", "build_parser", "DEFAULT_MODEL", "DEFAULT_IMAGES"]
 
-_PACKAGE_DIR = Path(fqliscs_tf.__file__).resolve().parent
-#: The shipped trained model and the bundled demo images.
-DEFAULT_MODEL = str(_PACKAGE_DIR / "weights" / "lite_c96_awgn")
-DEFAULT_IMAGES = str(_PACKAGE_DIR / "assets" / "kodak")
-
 _MAX_GRID_ROWS = 4
-_CHANNEL_LABELS = {"none": "no channel", "awgn": "AWGN", "rayleigh": "Rayleigh",
-                   "rayleigh-fast": "Rayleigh (fast)", "rayleigh-block": "Rayleigh (block)"}
-# Channels for which a published WITT curve exists ("rayleigh" is fast fading, as in WITT).
-_REFERENCE_KEYS = {"awgn": "awgn", "rayleigh": "rayleigh", "rayleigh-fast": "rayleigh"}
 
 
 def build_parser():
@@ -54,39 +48,24 @@ def build_parser():
     p.add_argument("--max-images", type=int, default=0,
                    help="use only the first N images (0 = all) (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1024,
-                   help="random seed for the channel noise (default: %(default)s)")
+                   help="base seed of the channel noise; each image's seed is derived from it "
+                        "(experiments.evaluate.cell_seed) (default: %(default)s)")
     return p
 
 
-def _parse_channels(text):
-    from phy import CHANNEL_TYPES
-    names = [c.strip().lower() for c in text.split(",")]
-    if not text.strip() or any(not c for c in names):
-        raise ValueError(f"--channels {text!r}: expected comma-separated channel types, "
-                         f"e.g. 'awgn,rayleigh'; valid: {', '.join(CHANNEL_TYPES)}")
-    for c in names:
-        if c not in CHANNEL_TYPES:
-            raise ValueError(f"--channels: unknown channel type {c!r}; valid channel types: "
-                             f"{', '.join(CHANNEL_TYPES)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"--channels {text!r} names a channel twice")
-    return names
-
-
 def _resolve(args):
-    from phy import parse_snr_list
-    try:
-        args.snr_list = parse_snr_list(args.snrs)
-    except ValueError as e:
-        raise ValueError(f"--snrs: {e}") from None
-    args.channel_list = _parse_channels(args.channels)
+    args.snr_list = ev.parse_snrs(args.snrs)
+    args.channel_list = [c.type for c in ev.parse_channels(args.channels)]
     if args.max_images < 0:
         raise ValueError(f"--max-images must be 0 (all) or positive, got {args.max_images}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be 0 or positive, got {args.seed}")
     return args
 
 
 def _load(path):
-    from fqliscs_tf.checkpoints import MODEL_FILE, load_model, read_model_info
+    """The :class:`experiments.evaluate.FloatSystem` of an exported model, or a helpful error."""
+    from fqliscs_tf.checkpoints import MODEL_FILE
     if not os.path.isfile(os.path.join(path, MODEL_FILE)):
         raise FileNotFoundError(
             f"no trained model at {path!r} (missing {MODEL_FILE}). Train and export one, e.g.\n"
@@ -95,22 +74,7 @@ def _load(path):
             "--workdir runs/lite_c96_awgn\n"
             "which exports the weights to runs/lite_c96_awgn/export; then pass "
             f"--model runs/lite_c96_awgn/export (or copy that folder to {DEFAULT_MODEL}).")
-    return load_model(path), read_model_info(path)
-
-
-def _channel_label(name):
-    return _CHANNEL_LABELS.get(name, name)
-
-
-def _grid_reconstructions(model, image, snr_list):
-    """Clipped reconstructions ``[k, H, W, 3]`` of one image at each SNR and their PSNRs."""
-    import tensorflow as tf
-
-    from fqliscs_tf.metrics import psnr
-    snrs = tf.constant(snr_list, tf.float32)
-    batch = tf.repeat(image, len(snr_list), axis=0)
-    x_hat = tf.clip_by_value(model((batch, snrs), training=False)["x_hat"], 0.0, 1.0)
-    return x_hat.numpy(), psnr(batch, x_hat).numpy()
+    return ev.FloatSystem(path, {})
 
 
 def _fmt_snr(snr):
@@ -131,12 +95,12 @@ def _write_figures(args, records, model_label, cbr, grid_rows, grid_titles, num_
     for ch in args.channel_list:
         recs = [r for r in records if r["channel"] == ch]
         for metric in curves:
-            curves[metric].append({"label": f"{model_label}, {_channel_label(ch)}",
+            curves[metric].append({"label": f"{model_label}, {ev.channel_label(ch)}",
                                    "snr_db": [r["snr_db"] for r in recs],
                                    "values": [r[metric] for r in recs]})
     refs = []
     for ch in args.channel_list:
-        key = _REFERENCE_KEYS.get(ch)
+        key = ev.WITT_REFERENCE_KEYS.get(ch)
         if key and plotting.WITT_REFERENCES[key] not in refs:
             refs.append(plotting.WITT_REFERENCES[key])
     title = f"{num_images} image(s), CBR {cbr:.4g} (1/{1 / cbr:.3g})"
@@ -162,41 +126,40 @@ def run(args):
 
     Returns the dict written to ``demo_results.json``.
     """
-    from fqliscs_tf import data
-    from fqliscs_tf.training import evaluate
     from fqliscs_tf.utils import provenance, set_seed
 
     set_seed(args.seed)
-    model, info = _load(args.model)
-    cfg = model.config
-    files = [args.images] if os.path.isfile(args.images) else data.list_images(args.images)
-    if args.max_images:
-        files = files[:args.max_images]
-    items = list(data.test_dataset(files, cfg.size_multiple, fit="crop"))
-    names = [n.numpy().decode() for _, n in items]
+    system = _load(args.model)
+    model, info, cfg = system.model, system.info, system.model.config
+    images = ev.load_images(args.images, args.max_images, cfg.size_multiple, fit="crop")
+    names = [n for n, _ in images]
     print(f"model {args.model} (preset {cfg.name!r}, trained on {info['channel_type']!r}, "
-          f"CBR {model.cbr:.4g}); {len(items)} image(s) from {args.images}; "
+          f"CBR {model.cbr:.4g}); {len(images)} image(s) from {args.images}; "
           f"channels {args.channel_list}; SNRs {args.snr_list} dB")
 
-    records, seconds = [], {}
+    per_image, seconds = [], {}
     snr_low = min(args.snr_list)
-    grid_items = items[:_MAX_GRID_ROWS]
-    grid_rows = [[im[0].numpy()] for im, _ in grid_items]
-    grid_titles = [[f"original\n{n}"] for n in names[:_MAX_GRID_ROWS]]
+    grid_items = images[:_MAX_GRID_ROWS]
+    grid_rows = [[image] for _, image in grid_items]
+    grid_titles = [[f"original\n{n}"] for n, _ in grid_items]
     for c, ch in enumerate(args.channel_list):
-        model.set_channel(ch)
-        recs, secs = evaluate(model, items, args.snr_list)
-        seconds[ch] = secs
-        records += [{"model": cfg.name, "channel": ch, "snr_db": r["snr_db"], "cbr": model.cbr,
-                     "psnr": r["psnr"], "ms_ssim": r["ms_ssim"], "num_images": r["num_images"]}
-                    for r in recs]
-        # Grid: every SNR on the first channel, the lowest SNR on the others.
-        grid_snrs = args.snr_list if c == 0 else [snr_low]
-        for row, titles, (image, _) in zip(grid_rows, grid_titles, grid_items):
-            x_hat, p = _grid_reconstructions(model, image, grid_snrs)
-            for j, snr in enumerate(grid_snrs):
-                row.append(x_hat[j])
-                titles.append(f"{_channel_label(ch)} {_fmt_snr(snr)}\n{p[j]:.2f} dB")
+        start = time.time()
+        for snr in args.snr_list:
+            # Grid: every SNR on the first channel, the lowest SNR on the others.
+            in_grid = c == 0 or snr == snr_low
+            recs, kept = ev.run_cell(system, ev.Channel(ch), snr, images, seed=args.seed,
+                                     keep=len(grid_items) if in_grid else 0)
+            per_image += recs
+            if in_grid:
+                scores = {r["image"]: r["psnr"] for r in recs}
+                for row, titles, (name, _) in zip(grid_rows, grid_titles, grid_items):
+                    row.append(kept[name])
+                    titles.append(f"{ev.channel_label(ch)} {_fmt_snr(snr)}\n"
+                                  f"{scores[name]:.2f} dB")
+        seconds[ch] = time.time() - start
+    records = [{"model": cfg.name, "channel": r["channel"], "snr_db": r["snr_db"],
+                "cbr": model.cbr, "psnr": r["psnr"], "ms_ssim": r["ms_ssim"],
+                "num_images": r["num_images"]} for r in ev.summarize(per_image)]
 
     _print_table(records)
     os.makedirs(args.outdir, exist_ok=True)
@@ -209,8 +172,8 @@ def run(args):
     json_path = os.path.join(args.outdir, "demo_results.json")
     with open(json_path, "w") as f:
         json.dump(results, f, indent=2)
-    label = f"{cfg.name} ({_channel_label(info['channel_type'])}-trained)"
-    figures = _write_figures(args, records, label, model.cbr, grid_rows, grid_titles, len(items))
+    label = f"{cfg.name} ({ev.channel_label(info['channel_type'])}-trained)"
+    figures = _write_figures(args, records, label, model.cbr, grid_rows, grid_titles, len(images))
     print(f"\noutputs in {os.path.abspath(args.outdir)}:")
     for path in [json_path, figures["psnr"], figures["ms_ssim"], figures["grid"]]:
         print(f"  {path}")

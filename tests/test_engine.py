@@ -178,3 +178,34 @@ def test_int_rayleigh_mmse_matches_theory():
         h2 = rng.exponential(1.0, 400000)
         theory = np.mean(no / (h2 + no))
         assert abs(err / theory - 1) < 0.1, (snr_db, err, theory)
+
+
+def test_evaluate_runs_integer_and_qat_systems(engine_pair, tiny_qat, tmp_path):
+    import json
+
+    from PIL import Image
+
+    from experiments import evaluate
+    from fqliscs_tf.quant.qat import save_qat
+    qat, params = engine_pair
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, img in enumerate(smooth_images(2, seed=40)):
+        Image.fromarray((img * 255).astype(np.uint8)).save(images / f"im{i}.png")
+    save_integer_codec(params, str(tmp_path / "int"))
+    save_qat(qat, str(tmp_path / "qat"))
+    out = tmp_path / "eval"
+    assert evaluate.main(["--systems", f"int:{tmp_path / 'int'}", f"qat:{tmp_path / 'qat'}",
+                          "--images", str(images), "--channels", "awgn,rayleigh",
+                          "--snrs", "4,13", "--outdir", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    rows = results["records"]
+    assert len(rows) == 2 * 2 * 2
+    by = {(r["system"].split(":")[0], r["channel"], r["snr_db"]): r["psnr"]["mean"]
+          if isinstance(r["psnr"], dict) else r["psnr"] for r in rows}
+    for channel in ("awgn", "rayleigh"):
+        for snr in (4.0, 13.0):
+            assert abs(by[("int", channel, snr)] - by[("qat", channel, snr)]) < 1.5
+    with pytest.raises(ValueError, match="SNR grid"):
+        evaluate.main(["--systems", f"int:{tmp_path / 'int'}", "--images", str(images),
+                       "--snrs", "40", "--outdir", str(tmp_path / "bad")])

@@ -65,7 +65,6 @@ class IntegerCodec:
         if dec_head[0] != "head":
             raise ValueError("the decoder's first exported layer must be its head")
         self._rx_mult = quantize_multiplier(self.spec.symbol_scale / dec_head[2]["in"])
-        self._integer_fn = tf.function(self._integer_link, reduce_retracing=True)
 
     @property
     def cbr(self):
@@ -83,7 +82,10 @@ class IntegerCodec:
         elif channel_type != "none":
             from phy import get_channel
             self._float_channel = get_channel(channel_type, **channel_kwargs)
-        self._integer_fn = tf.function(self._integer_link, reduce_retracing=True)
+        # XLA: about 4x faster than graph mode on CPU; integer results are identical, but
+        # the channel's stateless random integers differ between XLA and graph mode.
+        self._integer_fn = tf.function(self._integer_link, jit_compile=True,
+                                       reduce_retracing=True)
 
     # ------------------------------------------------------------------ integer parts
     def encode(self, pixels, snr_q):

@@ -1,0 +1,329 @@
+# SPDX-FileCopyrightText: fqliscs_tf contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The evaluation command (experiments/evaluate.py): schema, seeds, resume, errors, registry."""
+import configparser
+import copy
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments import evaluate as ev
+
+MODEL = ev.DEFAULT_MODEL  # the shipped lite model: sides must be multiples of 128
+SIZE = 128
+BASE = ["--snrs", "4,13", "--repeats", "2", "--seed", "5"]
+FIRST_SYSTEMS = [f"float:{MODEL}", "separation:jpeg", "separation:best", "capacity:jpeg"]
+CELL_KEYS = ("system", "channel", "snr_db")
+
+
+def _smooth(phase, rng):
+    y, x = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    img = np.stack([128 + 100 * np.sin(2 * np.pi * x + phase), 128 + 100 * np.cos(3 * np.pi * y),
+                    128 + 80 * np.sin(2 * np.pi * (x + y))], axis=-1)
+    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(_smooth(i, rng)).save(path / f"img{i}.png")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def first_run(image_dir, tmp_path_factory):
+    """Four systems x 2 channels x 2 SNRs x 2 images x 2 repeats, with every output file."""
+    outdir = tmp_path_factory.mktemp("first")
+    assert ev.main(["--systems", *FIRST_SYSTEMS, "--images", image_dir, "--channels",
+                    "awgn,rayleigh", "--outdir", str(outdir), *BASE]) == 0
+    with open(outdir / "results.json") as f:
+        return outdir, json.load(f)
+
+
+def _cells(per_image, systems=None, channels=None):
+    return [r for r in per_image if (systems is None or r["system"] in systems)
+            and (channels is None or r["channel"] in channels)]
+
+
+def test_results_follow_the_schema(first_run):
+    outdir, res = first_run
+    ev.validate_results(res)
+    assert res["schema"] == ev.SCHEMA and res["name"] == "fqliscs-evaluate"
+    meta = res["meta"]
+    assert meta["complete"] is True and meta["resumed_cells"] == 0
+    assert meta["command"].startswith("fqliscs-evaluate --systems")
+    for key in ("git_commit", "date", "machine", "tensorflow", "sionna", "fqliscs_tf"):
+        assert meta[key]
+    cfg = meta["config"]
+    assert cfg["image_names"] == ["img0.png", "img1.png"] and cfg["seed"] == 5
+    assert cfg["repeats"] == 2 and cfg["cbr"] == pytest.approx(1 / 16) and cfg["fit"] == "crop"
+    assert [s["name"] for s in res["systems"]] == FIRST_SYSTEMS
+    assert [s["kind"] for s in res["systems"]] == ["float", "separation", "separation",
+                                                   "capacity"]
+    assert len(res["cells"]) == len(res["records"]) == 4 * 2 * 2
+    assert len(res["results"]) == 4 * 2 and all(c["snr_db"] == [4.0, 13.0]
+                                                 for c in res["results"])
+    for rec in res["records"]:
+        assert set(rec) == set(ev.RECORD_FIELDS)
+        deterministic = rec["kind"] == "capacity"
+        assert rec["num_images"] == 2 and rec["repeats"] == (1 if deterministic else 2)
+        assert rec["num_samples"] == rec["num_images"] * rec["repeats"]
+        samples = [r for r in res["per_image"]
+                   if tuple(r[k] for k in CELL_KEYS) == tuple(rec[k] for k in CELL_KEYS)]
+        assert len(samples) == rec["num_samples"]
+        assert rec["psnr"] == pytest.approx(np.mean([r["psnr"] for r in samples]))
+        assert rec["psnr_std"] == pytest.approx(np.std([r["psnr"] for r in samples], ddof=1))
+        assert rec["psnr_ci95"] >= 0 and rec["ms_ssim_ci95"] >= 0
+        assert 0 <= rec["success_rate"] <= 1
+    for r in res["per_image"]:
+        assert set(r) == set(ev.PER_IMAGE_FIELDS)
+        assert (r["height"], r["width"]) == (SIZE, SIZE) and math.isfinite(r["psnr"])
+        assert 0 <= r["ms_ssim"] <= 1
+        if r["kind"] == "float":
+            assert r["codec"] is None and r["bpp"] is None and r["status"] == "ok"
+        else:
+            assert r["status"] in ("ok", "block_error", "no_error_free_mcs", "budget_too_small")
+            assert r["bpp"] == pytest.approx(8 * r["num_bytes"] / SIZE ** 2)
+    # CSV files: the averaged records and the per-image ones.
+    with open(outdir / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(res["records"]) and list(rows[0]) == list(ev.RECORD_FIELDS)
+    assert float(rows[0]["psnr"]) == pytest.approx(res["records"][0]["psnr"])
+    with open(outdir / "per_image.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(res["per_image"])
+    for name in ("psnr_vs_snr.png", "ms_ssim_vs_snr.png", "reconstruction_grid.png"):
+        with Image.open(outdir / name) as img:
+            assert img.format == "PNG" and img.size[0] > 100
+
+
+def test_validate_results_rejects_broken_files(first_run):
+    _, res = first_run
+    broken = copy.deepcopy(res)
+    del broken["per_image"][0]["psnr"]
+    with pytest.raises(ValueError, match=r"per_image\[0\]"):
+        ev.validate_results(broken)
+    broken = copy.deepcopy(res)
+    broken["schema"] = "other/1"
+    with pytest.raises(ValueError, match="schema"):
+        ev.validate_results(broken)
+    broken = copy.deepcopy(res)
+    broken["results"][0]["psnr"].pop()
+    with pytest.raises(ValueError, match="aligned"):
+        ev.validate_results(broken)
+
+
+def test_baselines_behave(first_run):
+    _, res = first_run
+    by_cell = {(r["system"], r["channel"], r["snr_db"], r["image"], r["repeat"]): r
+               for r in res["per_image"]}
+    for (system, channel, snr, image, rep), r in by_cell.items():
+        if system != "separation:jpeg" or r["status"] != "ok":
+            continue
+        # The transmitter's best codec is never worse than JPEG at the same MCS, and the
+        # capacity bound (deterministic: repeat 0) is never below the real link.
+        best = by_cell[("separation:best", channel, snr, image, rep)]
+        assert best["mcs"] == r["mcs"] and best["psnr"] >= r["psnr"] - 1e-6
+        assert by_cell[("capacity:jpeg", channel, snr, image, 0)]["psnr"] >= r["psnr"] - 1e-6
+    ok = [r for r in res["per_image"] if r["system"] == "separation:best" and r["snr_db"] == 13]
+    assert ok and all(r["status"] == "ok" and r["codec"] for r in ok)
+    # 128x128 at CBR 1/16 is 3072 channel uses: at 4 dB on Rayleigh no error-free 5G
+    # codeword fits, nothing is sent and the receiver shows the gray fallback image.
+    low = [r for r in res["per_image"] if r["kind"] == "separation" and r["snr_db"] == 4
+           and r["channel"] == "rayleigh"]
+    assert {(r["status"], r["num_bytes"], r["mcs"], r["codec"]) for r in low} == {
+        ("no_error_free_mcs", 0, None, None)}
+    jscc = [r for r in res["per_image"] if r["kind"] == "float" and r["snr_db"] == 13]
+    assert len({r["psnr"] for r in jscc}) == len(jscc)  # every repeat is a new realisation
+
+
+def test_fixed_seed_gives_identical_results(first_run, image_dir, tmp_path):
+    """A second run (fewer systems and channels) reproduces the first run's transmissions."""
+    _, res = first_run
+    systems = [f"float:{MODEL}", "separation:jpeg"]
+    ev.main(["--systems", *systems, "--images", image_dir, "--channels", "awgn",
+             "--outdir", str(tmp_path / "again"), "--no-figures", *BASE])
+    with open(tmp_path / "again" / "results.json") as f:
+        again = json.load(f)
+    assert again["per_image"] == _cells(res["per_image"], systems, ["awgn"])
+    assert again["records"] == [r for r in res["records"]
+                                if r["system"] in systems and r["channel"] == "awgn"]
+    # Another seed gives other channel realisations.
+    ev.main(["--systems", systems[0], "--images", image_dir, "--channels", "awgn", "--snrs", "4",
+             "--seed", "6", "--outdir", str(tmp_path / "other"), "--no-figures"])
+    with open(tmp_path / "other" / "results.json") as f:
+        other = json.load(f)["per_image"]
+    first = [r for r in res["per_image"] if r["kind"] == "float" and r["channel"] == "awgn"
+             and r["snr_db"] == 4 and r["repeat"] == 0]
+    assert [r["psnr"] for r in other] != [r["psnr"] for r in first]
+
+
+def test_interrupted_run_resumes_without_recomputing(first_run, image_dir, tmp_path,
+                                                     monkeypatch):
+    _, res = first_run
+    systems = [f"float:{MODEL}", "separation:jpeg"]
+    argv = ["--systems", *systems, "--images", image_dir, "--channels", "awgn",
+            "--outdir", str(tmp_path), "--no-figures", *BASE]
+    original = ev.SeparationSystem.transmit
+
+    def failing(self, image, snr_db, seed):
+        if snr_db == 13:
+            raise RuntimeError("simulated crash")
+        return original(self, image, snr_db, seed)
+
+    monkeypatch.setattr(ev.SeparationSystem, "transmit", failing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        ev.main(argv)
+    with open(tmp_path / "results.json") as f:
+        partial = json.load(f)
+    ev.validate_results(partial)
+    assert partial["meta"]["complete"] is False
+    finished = [(c["system"], c["snr_db"]) for c in partial["cells"]]
+    assert finished == [(systems[0], 4.0), (systems[0], 13.0), ("separation:jpeg", 4.0)]
+
+    monkeypatch.setattr(ev.SeparationSystem, "transmit", original)
+    computed = []
+    run_cell = ev.run_cell
+
+    def counting(system, channel, snr_db, images, **kw):
+        computed.append((system.name, snr_db))
+        return run_cell(system, channel, snr_db, images, **kw)
+
+    monkeypatch.setattr(ev, "run_cell", counting)
+    ev.main(argv + ["--resume"])
+    assert computed == [("separation:jpeg", 13.0)]
+    with open(tmp_path / "results.json") as f:
+        done = json.load(f)
+    assert done["meta"]["complete"] is True and done["meta"]["resumed_cells"] == 3
+    assert done["per_image"] == _cells(res["per_image"], systems, ["awgn"])
+
+    # Resuming with another seed, or without a finished cell, is refused.
+    with pytest.raises(ValueError, match="seed=5, this run has 9"):
+        ev.main(argv + ["--seed", "9", "--resume"])
+    with pytest.raises(ValueError, match="does not plan"):
+        ev.main(argv + ["--systems", systems[1], "--resume"])
+
+
+def test_registered_system_kind(image_dir, tmp_path, monkeypatch):
+    """The hook for the integer engine and TFLite kinds: a registered kind runs like any other."""
+
+    class Identity(ev.System):
+        kind = "identity"
+        randomized = False
+
+        def __init__(self, arg, options):
+            super().__init__(arg, options)
+            self.label = self.label or "lossless"
+            self.cbr = 1.0
+
+        def transmit(self, image, snr_db, seed):
+            return {"x_hat": image}
+
+    monkeypatch.setitem(ev.SYSTEMS, "identity", Identity)
+    records = ev.run(ev._resolve(ev.build_parser().parse_args([
+        "--systems", "identity:x,label=perfect", "--images", image_dir, "--channels", "none",
+        "--snrs", "1", "--outdir", str(tmp_path), "--grid-images", "1", "--repeats", "3"])))
+    assert [(r["label"], r["psnr"], r["ms_ssim"], r["num_samples"]) for r in records] == [
+        ("perfect", 100.0, pytest.approx(1.0, abs=1e-5), 2)]
+    assert (tmp_path / "reconstruction_grid.png").is_file()
+    monkeypatch.delitem(ev.SYSTEMS, "identity")
+    ev.register_system("identity", Identity)
+    ev.register_system("identity", Identity)  # same factory again: fine
+    with pytest.raises(ValueError, match="already registered"):
+        ev.register_system("identity", ev.FloatSystem)
+    ev.register_system("identity", ev.FloatSystem, replace=True)
+    assert ev.SYSTEMS["identity"] is ev.FloatSystem
+    monkeypatch.delitem(ev.SYSTEMS, "identity")
+    for bad in ("Int", "int:x", ""):
+        with pytest.raises(ValueError, match="lower-case"):
+            ev.register_system(bad, Identity)
+
+
+@pytest.mark.parametrize("extra,error,match", [
+    (["--systems", "magic:x"], ValueError, "unknown system kind 'magic'"),
+    (["--systems", "float"], ValueError, "expected KIND:ARG"),
+    (["--systems", "separation:bpg"], ValueError, "Unknown image codec 'bpg'"),
+    (["--systems", "capacity:jpeg2001"], ValueError, "Unknown image codec 'jpeg2001'"),
+    (["--systems", "separation:jpeg,speed=3"], ValueError, "unknown option 'speed'"),
+    (["--systems", "separation:jpeg,mcs=40"], ValueError, "Unknown MCS index 40"),
+    (["--systems", "separation:jpeg,table=3"], ValueError, "unknown MCS table 3"),
+    (["--systems", "separation:jpeg", "separation:jpeg"], ValueError, "twice"),
+    (["--systems", "separation:jpeg", "--snrs", "1,50"], ValueError,
+     "cannot serve SNR 50 dB.*40 dB"),
+    (["--systems", "separation:jpeg", "--channels", "ofdm-tdl"], ValueError,
+     "cannot serve channel 'ofdm-tdl'"),
+    (["--systems", "capacity:heif", "--channels", "awgn,rayleigh-block"], ValueError,
+     "cannot serve channel 'rayleigh-block'"),
+    (["--systems", "separation:jpeg", "--snrs", "1,x"], ValueError, "--snrs"),
+    (["--systems", "separation:jpeg", "--snrs", "4,4"], ValueError, "4 dB twice"),
+    (["--systems", "separation:jpeg", "--channels", "awgn,fading"], ValueError, "'fading'"),
+    (["--systems", "separation:jpeg", "--repeats", "0"], ValueError, "--repeats"),
+    (["--systems", "separation:jpeg", "--grid-snr", "8"], ValueError, "--grid-snr 8"),
+    (["--systems", "separation:jpeg", "--cbr", "1/0"], ValueError, "--cbr '1/0'"),
+    (["--systems", "float:/no/such/model"], FileNotFoundError, "/no/such/model"),
+])
+def test_clear_errors(image_dir, tmp_path, extra, error, match):
+    outdir = tmp_path / "out"
+    with pytest.raises(error, match=match):
+        ev.main(["--images", image_dir, "--outdir", str(outdir), *extra])
+    assert not outdir.exists()
+
+
+def test_empty_test_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match="--images.*no image files"):
+        ev.main(["--systems", "separation:jpeg", "--images", str(tmp_path / "empty"),
+                 "--outdir", str(tmp_path / "out")])
+
+
+def test_small_image_and_channel_config(tmp_path):
+    """Too small images fail naming the file; a channel file configures or adds a channel."""
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "tiny.png")
+    with pytest.raises(ValueError, match="tiny.png"):
+        ev.load_images(str(tmp_path), multiple=128)
+    assert ev.load_images(str(tmp_path), multiple=128, fit="pad")[0][1].shape == (64, 64, 3)
+    config = tmp_path / "tdl.json"
+    config.write_text(json.dumps({"channel_type": "ofdm-tdl", "delay_spread": 3e-7}))
+    tdl = ev.Channel("ofdm-tdl", {"delay_spread": 3e-7})
+    assert ev.parse_channels("awgn", str(config)) == [ev.Channel("awgn", {}), tdl]
+    assert ev.parse_channels("ofdm-tdl,awgn", str(config)) == [tdl, ev.Channel("awgn", {})]
+    with pytest.raises(ValueError, match="cannot serve channel 'ofdm-tdl' with parameters"):
+        ev.build_system("separation:jpeg").check(tdl, [1.0])
+    config.write_text(json.dumps({"channel_type": "ofdm-tdl", "delay_spread": -1}))
+    with pytest.raises(ValueError, match="--channel-config.*delay_spread"):
+        ev.parse_channels("awgn", str(config))
+
+
+def test_seeds_and_statistics():
+    seeds = {ev.cell_seed(1, ch, snr, img, r) for ch in ("awgn", "rayleigh") for snr in (1, 4)
+             for img in ("a.png", "b.png") for r in range(3)}
+    assert len(seeds) == 24 and ev.cell_seed(1, "awgn", 1, "a.png", 0) == ev.cell_seed(
+        1, "awgn", 1.0, "a.png", 0)
+    rec = {"system": "s", "label": "l", "kind": "k", "channel": "awgn", "snr_db": 1.0,
+           "cbr": 0.0625, "status": "ok", "bpp": None, "ms_ssim": 0.5}
+    rows = [dict(rec, image=f"{i}.png", repeat=0, psnr=p) for i, p in enumerate([20.0, 22.0])]
+    (avg,) = ev.summarize(rows)
+    # t(0.975, 1) = 12.706: half-width 12.706 * std / sqrt(2) with std = sqrt(2).
+    assert avg["psnr"] == 21.0 and avg["psnr_ci95"] == pytest.approx(12.7062, rel=1e-4)
+    assert avg["num_samples"] == 2 and avg["bpp"] is None and avg["success_rate"] == 1.0
+    (single,) = ev.summarize(rows[:1])
+    assert single["psnr_std"] is None and single["psnr_ci95"] is None
+
+
+def test_every_flag_is_documented_and_console_script_registered():
+    parser = ev.build_parser()
+    for action in parser._actions:  # pylint: disable=protected-access
+        assert action.help and len(action.help) > 10, action.dest
+    args = parser.parse_args([])
+    assert args.systems == list(ev.DEFAULT_SYSTEMS) and args.images == ev.DEFAULT_IMAGES
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    assert "fqliscs-evaluate = experiments.evaluate:main" in cfg["options.entry_points"][
+        "console_scripts"]
