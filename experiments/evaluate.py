@@ -95,14 +95,16 @@ __all__ = [
     "SYSTEMS", "register_system", "System", "FloatSystem", "SeparationSystem",
     "CapacitySystem", "Channel", "parse_system_spec", "build_system", "parse_channels",
     "parse_snrs", "load_images", "cell_seed", "run_cell", "summarize", "curves",
-    "validate_results", "channel_label", "channel_uses", "PER_IMAGE_FIELDS", "RECORD_FIELDS",
+    "validate_results", "results_dict", "plot_vs_snr", "resolve_model_dir", "WEIGHTS_DIR",
+    "channel_label", "channel_uses", "PER_IMAGE_FIELDS", "RECORD_FIELDS",
     "SCHEMA", "DEFAULT_MODEL", "DEFAULT_IMAGES", "CHANNEL_LABELS", "WITT_REFERENCE_KEYS",
     "main", "run", "build_parser",
 ]
 
 _PACKAGE_DIR = Path(fqliscs_tf.__file__).resolve().parent
 #: The shipped trained model and the bundled Kodak images.
-DEFAULT_MODEL = str(_PACKAGE_DIR / "weights" / "lite_c96_awgn")
+WEIGHTS_DIR = _PACKAGE_DIR / "weights"
+DEFAULT_MODEL = str(WEIGHTS_DIR / "lite_c96_awgn")
 DEFAULT_IMAGES = str(_PACKAGE_DIR / "assets" / "kodak")
 DEFAULT_SYSTEMS = (f"float:{DEFAULT_MODEL}", "separation:best", "capacity:best")
 
@@ -258,11 +260,15 @@ class IntegerSystem(System):
     pixels to the uint8 reconstruction; AWGN and Rayleigh run as integer channels, other
     channel types take the int8 symbols through the float Sionna channel."""
     kind = "int"
+    options = ("label", "jit")
 
     def __init__(self, arg, options):
         from fqliscs_tf.engine import IntegerCodec
         super().__init__(arg, options)
-        self.codec = IntegerCodec(arg, "none")
+        jit = _int_option(self, "jit", 1)
+        if jit not in (0, 1):
+            raise ValueError(f"option jit of {self.kind!r} must be 0 or 1, got {jit}")
+        self.codec = IntegerCodec(arg, "none", jit_compile=bool(jit))
         cfg = self.codec.config
         self.cbr = float(cfg.cbr)
         self.size_multiple = int(cfg.size_multiple)
@@ -280,8 +286,18 @@ class IntegerSystem(System):
                              f"(+-{limit} dB)")
 
     def set_channel(self, channel):
+        import tensorflow as tf
+        if channel == self.channel:
+            return  # keep the compiled graphs (XLA compiles once per channel and image size)
         super().set_channel(channel)
         self.codec.set_channel(channel.type, **channel.kwargs)
+        codec = self.codec
+        if codec._float_channel is not None:  # pylint: disable=protected-access
+            # The engine runs the float-channel link eagerly: trace (and compile) it once per
+            # channel, from the class's method (a new channel needs a new trace).
+            link = type(codec)._float_link.__get__(codec)  # pylint: disable=protected-access
+            codec._float_link = tf.function(  # pylint: disable=protected-access
+                link, reduce_retracing=True, jit_compile=getattr(codec, "jit_compile", True))
         self.randomized = channel.type != "none"
 
     def transmit(self, image, snr_db, seed):
@@ -528,6 +544,10 @@ SYSTEMS = {"float": FloatSystem, "qat": QATSystem, "int": IntegerSystem,
            "separation": SeparationSystem, "capacity": CapacitySystem}
 
 
+#: Kinds whose ``ARG`` is a model folder (or a shipped model name).
+_MODEL_KINDS = ("float", "qat", "int")
+
+
 def register_system(kind, factory, replace=False):
     """Add a system kind, e.g. ``register_system("int", IntegerEngineSystem)``.
 
@@ -570,9 +590,24 @@ def parse_system_spec(text):
     return kind, arg.strip(), options
 
 
+def resolve_model_dir(arg):
+    """A model folder argument: ``arg`` itself if it exists, else the shipped model of that
+    name (:data:`WEIGHTS_DIR`, e.g. ``"lite_c96_awgn_int"``) if there is one, else ``arg``."""
+    shipped = WEIGHTS_DIR / arg
+    if not os.path.exists(arg) and os.sep not in arg and shipped.is_dir():
+        return str(shipped)
+    return arg
+
+
 def build_system(text):
-    """The runner of a system spec (see :func:`parse_system_spec`), named after the spec."""
+    """The runner of a system spec (see :func:`parse_system_spec`), named after the spec.
+
+    Model kinds (float, qat, int) also take the name of a shipped model as ``ARG``
+    (:func:`resolve_model_dir`).
+    """
     kind, arg, options = parse_system_spec(text)
+    if kind in _MODEL_KINDS:
+        arg = resolve_model_dir(arg)
     system = SYSTEMS[kind](arg, options)
     system.name = text.strip()
     return system
@@ -887,24 +922,35 @@ def _write_csv(path, rows, fields):
             writer.writerow({k: "" if r[k] is None else r[k] for k in fields})
 
 
-def _figures(outdir, records, systems, images_label, cbr_text, grid):
+def plot_vs_snr(records, systems, path, metric="psnr", title=None, channel=None, notes=()):
+    """Save one figure of ``metric`` ("psnr" or "ms_ssim") against SNR; returns the path.
+
+    A line per (system, channel) of ``records`` (averaged records, :func:`summarize`);
+    capacity systems and, for PSNR when a system has CBR 1/16, the published WITT curve
+    of each drawn channel are dashed. With ``channel`` only that channel is drawn and the
+    labels omit it. ``notes`` are legend-only entries, e.g. systems that cannot serve the
+    channel.
+    """
     from fqliscs_tf import plotting
     by_name = {s.name: s for s in systems}
-    paths = []
-    for metric in ("psnr", "ms_ssim"):
-        lines, refs = [], []
-        for c in curves(records):
-            curve = {"label": f"{c['label']}, {channel_label(c['channel'])}",
-                     "snr_db": c["snr_db"], "values": c[metric]}
-            (refs if by_name[c["system"]].kind == "capacity" else lines).append(curve)
-        if metric == "psnr" and any(abs(s.cbr - 1 / 16) < 1e-9 for s in systems):
-            channels = dict.fromkeys(c["channel"] for c in curves(records))
-            for key in dict.fromkeys(WITT_REFERENCE_KEYS.get(c) for c in channels):
-                if key:
-                    refs.append(plotting.WITT_REFERENCES[key])
-        paths.append(plotting.plot_metric_vs_snr(
-            lines, os.path.join(outdir, f"{metric}_vs_snr.png"), metric,
-            f"{images_label}, {cbr_text}", refs))
+    drawn = [c for c in curves(records) if channel is None or c["channel"] == channel]
+    lines, refs = [], []
+    for c in drawn:
+        label = c["label"] if channel else f"{c['label']}, {channel_label(c['channel'])}"
+        curve = {"label": label, "snr_db": c["snr_db"], "values": c[metric]}
+        (refs if by_name[c["system"]].kind == "capacity" else lines).append(curve)
+    if metric == "psnr" and any(abs(s.cbr - 1 / 16) < 1e-9 for s in systems):
+        for key in dict.fromkeys(WITT_REFERENCE_KEYS.get(c["channel"]) for c in drawn):
+            if key:
+                refs.append(plotting.WITT_REFERENCES[key])
+    lines += [{"label": note, "snr_db": [], "values": []} for note in notes]
+    return plotting.plot_metric_vs_snr(lines, path, metric, title, refs)
+
+
+def _figures(outdir, records, systems, images_label, cbr_text, grid):
+    from fqliscs_tf import plotting
+    paths = [plot_vs_snr(records, systems, os.path.join(outdir, f"{metric}_vs_snr.png"), metric,
+                         f"{images_label}, {cbr_text}") for metric in ("psnr", "ms_ssim")]
     if grid:
         rows, titles = grid
         paths.append(plotting.reconstruction_grid(
@@ -1049,8 +1095,14 @@ def _jsonable_tree(obj):
     return json.loads(json.dumps(obj))
 
 
-def _results(plan, done, systems, meta):
-    """The results dict (schema in the module docstring) of the finished cells of ``plan``."""
+def results_dict(plan, done, systems, meta, name="fqliscs-evaluate",
+                 description="PSNR and MS-SSIM of JSCC codecs and separation baselines against "
+                             "SNR"):
+    """The results dict (schema in the module docstring) of the finished cells of ``plan``.
+
+    ``plan``: ``[(system, channel, snr_db)]``; ``done``: ``{(system name, channel type,
+    snr_db): (per-image records, seconds)}``; ``meta``: the provenance block.
+    """
     per_image, cells = [], []
     for s, ch, snr in plan:
         key = (s.name, ch.type, snr)
@@ -1059,9 +1111,7 @@ def _results(plan, done, systems, meta):
             cells.append({"system": s.name, "channel": ch.type, "snr_db": snr,
                           "seconds": done[key][1]})
     records = summarize(per_image)
-    return {"name": "fqliscs-evaluate",
-            "description": "PSNR and MS-SSIM of JSCC codecs and separation baselines against SNR",
-            "schema": SCHEMA, "meta": meta,
+    return {"name": name, "description": description, "schema": SCHEMA, "meta": meta,
             "systems": [_jsonable_tree(s.describe()) for s in systems], "cells": cells,
             "results": curves(records), "records": records, "per_image": per_image}
 
@@ -1148,9 +1198,9 @@ def run(args):
         print(f"[{i + 1}/{len(plan)}] {s.name} | {ch.type} | {snr:g} dB: PSNR "
               f"{summary['psnr']:.2f} dB, MS-SSIM {summary['ms_ssim']:.4f} "
               f"({done[key][1]:.1f} s)", flush=True)
-        _write_json(json_path, _results(plan, done, systems, meta(complete=False)))
+        _write_json(json_path, results_dict(plan, done, systems, meta(complete=False)))
 
-    out = validate_results(_results(plan, done, systems, meta(complete=True)))
+    out = validate_results(results_dict(plan, done, systems, meta(complete=True)))
     _write_json(json_path, out)
     _write_csv(os.path.join(args.outdir, "results.csv"), out["records"], RECORD_FIELDS)
     _write_csv(os.path.join(args.outdir, "per_image.csv"), out["per_image"], PER_IMAGE_FIELDS)

@@ -141,10 +141,12 @@ def _swin_block(layer, k, spec, res_bits):
     wproj, bproj, acc_proj = _linear(layer, k, "proj", s["attn"])
     w1, b1, acc1 = _linear(layer, k, "fc1", s["norm2"])
     w2, b2, acc2 = _linear(layer, k, "fc2", s["gelu"])
-    bias = layer.relative_position_bias().numpy().astype(np.float64)
+    # The compact ((2 ws - 1)**2, heads) table, rounded to the logit grid (as QAT rounds the
+    # gathered bias; gathering commutes with rounding).
+    table = layer.relative_position_bias_table.numpy().astype(np.float64)
     arrays = {
         "wqkv": wqkv, "bqkv": bqkv, "m_qkv": _mult(acc_qkv / out_qkv),
-        "rel_bias": np.round(bias / s["logit"]).astype(np.int32),
+        "rel_table": np.round(table / s["logit"]).astype(np.int32),
         "mask": np.array(round(-100.0 / s["logit"]), np.int64).clip(-2 ** 30, 0).astype(np.int32),
         "wproj": wproj, "bproj": bproj, "w1": w1, "b1": b1, "m_fc1": _mult(acc1 / s["fc1"]),
         "w2": w2, "b2": b2,

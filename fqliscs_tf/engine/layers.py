@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from fqliscs_tf.quant import intops
 from fqliscs_tf.quant.fixedpoint import multiply_by_quantized_multiplier
-from fqliscs_tf.swin import shifted_window_separation, window_partition, window_reverse
+from fqliscs_tf.swin import (relative_position_index, shifted_window_separation,
+                             window_partition, window_reverse)
 
 __all__ = ["linear", "requantize", "clip_bits", "layer_forward"]
 
@@ -59,7 +60,10 @@ def _attention(windows, a, s, spec, separation):
     hd = dim // heads
     qkv = requantize(linear(windows, a["wqkv"], a["bqkv"]), a["m_qkv"], spec.act_bits)
     qkv = tf.transpose(tf.reshape(qkv, [-1, n, 3, heads, hd]), [2, 0, 3, 1, 4])
-    logits = tf.matmul(qkv[0], qkv[1], transpose_b=True) + tf.constant(a["rel_bias"])[None]
+    index = relative_position_index(s["window"]).reshape(-1)
+    bias = tf.gather(tf.constant(a["rel_table"]), index)  # [N*N, heads]
+    bias = tf.transpose(tf.reshape(bias, [n, n, heads]), [2, 0, 1])
+    logits = tf.matmul(qkv[0], qkv[1], transpose_b=True) + bias[None]
     if separation is not None:
         num_windows = tf.shape(separation)[0]
         logits = tf.reshape(logits, [-1, num_windows, heads, n, n])
