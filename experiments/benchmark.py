@@ -86,13 +86,19 @@ def build_parser():
                         "of the preset's size_multiple. cifar10 always uses 32 "
                         "(default %(default)s)")
     p.add_argument("--modes", type=_csv_choice(MODES, "mode"), default=list(MODES),
-                   help="comma-separated execution modes (default eager,graph,xla)")
+                   help="comma-separated execution modes: eager (tf.config."
+                        "run_functions_eagerly), graph (tf.function), xla (tf.function with "
+                        "jit_compile=True) (default eager,graph,xla)")
     p.add_argument("--tasks", type=_csv_choice(TASKS, "task"), default=list(TASKS),
-                   help="comma-separated tasks (default train,infer)")
+                   help="comma-separated tasks: train (one Adam step per batch, one SNR per "
+                        "image from 1,4,7,10,13 dB) and infer (encoder -> channel -> decoder "
+                        f"at {INFER_SNR_DB:g} dB) (default train,infer)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
-                   help="training batch (default 4 for high-resolution presets, 64 for cifar10)")
+                   help="training batch [images] (default 4 for high-resolution presets, 64 "
+                        "for cifar10)")
     p.add_argument("--infer-batch", type=_positive_int, default=None,
-                   help="inference batch (default 1 for high-resolution presets, 64 for cifar10)")
+                   help="inference batch [images]; latency is the batch time divided by it "
+                        "(default 1 for high-resolution presets, 64 for cifar10)")
     p.add_argument("--warmup", type=int, default=2,
                    help="untimed calls before timing, at least 2; the first traces and "
                         "compiles (default %(default)s)")
@@ -101,14 +107,18 @@ def build_parser():
     p.add_argument("--iters", type=_positive_int, default=3,
                    help="batches per timed run (default %(default)s)")
     p.add_argument("--channel", default="awgn",
-                   help="channel type between encoder and decoder (default %(default)s)")
+                   help="channel type between encoder and decoder, one of phy.CHANNEL_TYPES "
+                        "(e.g. awgn, rayleigh, ofdm-tdl), with its default parameters "
+                        "(default %(default)s)")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="TensorFlow intra- and inter-op threads in each child "
                         "(default: TensorFlow's choice)")
     p.add_argument("--timeout", type=float, default=1800.0,
                    help="seconds allowed per child process; one that runs longer is "
                         "recorded as 'timeout'; 0 = no limit (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of each child (weights, input images, SNR draws and "
+                        "channel noise) (default %(default)s)")
     p.add_argument("--preset-overrides", type=_overrides, default=None,
                    help="JSON object of CodecConfig fields applied to every preset, for tiny "
                         "test runs, e.g. '{\"embed_dims\": [16, 24], \"depths\": [1, 1], "

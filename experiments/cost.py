@@ -54,13 +54,21 @@ def main(argv=None):
     from fqliscs_tf.presets import preset_names
     p = argparse.ArgumentParser(prog="fqliscs-cost", description=__doc__.split("\n\n")[0])
     p.add_argument("--presets", default="lite,div2k,cifar10",
-                   help="comma-separated presets (default: %(default)s)")
+                   help="comma-separated codec presets, from: " + ", ".join(preset_names())
+                        + " (default: %(default)s)")
     p.add_argument("--size", type=_size, action="append",
-                   help="image size HxW for the high-resolution presets, repeatable "
-                        "(default: 256x256 and 512x768); cifar10 is always 32x32")
-    p.add_argument("--weight-bits", type=int, default=8, help="(default: %(default)s)")
-    p.add_argument("--act-bits", type=int, default=8, help="(default: %(default)s)")
-    p.add_argument("--output", default=None, help="JSON output path (optional)")
+                   help="image size HEIGHTxWIDTH [pixels] for the high-resolution presets, "
+                        "e.g. 512x768 for a landscape Kodak image; repeat the flag for several "
+                        "sizes (default: 256x256 and 512x768); cifar10 is always 32x32")
+    p.add_argument("--weight-bits", type=int, default=8,
+                   help="bit width b_w of the quantized weights, 1-32, for the integer weight "
+                        "bytes and the quantized BOPs = MACs x b_w x b_a (default: %(default)s)")
+    p.add_argument("--act-bits", type=int, default=8,
+                   help="bit width b_a of the quantized activations, 1-32; attention matmuls "
+                        "(activation x activation) count b_a x b_a (default: %(default)s)")
+    p.add_argument("--output", default=None,
+                   help="also write the rows (with provenance) to this JSON file; parent "
+                        "folders are created (default: print the Markdown table only)")
     args = p.parse_args(argv)
     presets = [s.strip() for s in args.presets.split(",") if s.strip()]
     for name in presets:

@@ -45,24 +45,35 @@ def build_parser():
     g.add_argument("--distortion-metric", choices=["MSE", "MS-SSIM"], default="MSE",
                    help="training loss: MSE on the 0-255 scale, or 1 - MS-SSIM")
     g.add_argument("--channel-type", choices=CHANNEL_TYPES, default="awgn",
-                   help="channel: awgn, or flat Rayleigh with perfect CSI and MMSE "
-                        "equalization ('rayleigh' = fast fading per symbol, as WITT; "
-                        "'rayleigh-block' = one gain per image); OFDM and MIMO links: "
-                        "ofdm-rayleigh, ofdm-tdl, ofdm-cdl, ofdm-umi, ofdm-uma, mimo, "
-                        "mimo-ofdm-cdl")
+                   help="channel between encoder and decoder: none (noiseless), awgn, or flat "
+                        "Rayleigh with perfect CSI and MMSE equalization ('rayleigh' = "
+                        "'rayleigh-fast', a new gain per symbol, as WITT; 'rayleigh-block' = "
+                        "one gain per image); OFDM links ofdm-rayleigh, ofdm-tdl, ofdm-cdl, "
+                        "ofdm-umi, ofdm-uma and MIMO links mimo, mimo-ofdm-cdl (their "
+                        "parameters come from --channel-config, else the layer defaults). "
+                        "--multiple-snr is the average SNR per channel use (per resource "
+                        "element and receive antenna for OFDM/MIMO)")
     g.add_argument("--channel-config", default=None,
-                   help="JSON (or YAML) file with 'channel_type' and the channel's parameters; "
-                        "overrides --channel-type")
+                   help="JSON file (or YAML, with PyYAML installed) holding 'channel_type' and "
+                        "the keyword arguments of its channel layer, e.g. {\"channel_type\": "
+                        "\"ofdm-tdl\", \"model\": \"C\", \"delay_spread\": 3e-7, "
+                        "\"max_speed\": 30.0, \"estimator\": \"ls-lin\"} (delay spread [s], "
+                        "speeds [m/s]; see docs/API.md); validated when read; overrides "
+                        "--channel-type")
     g.add_argument("--C", type=int, default=96,
-                   help="latent channels; CBR = C / (2^(2i) * 6)")
+                   help="latent channels of the codec; CBR = C / (2^(2i) * 6) complex channel "
+                        "uses per real source value, i = number of 2x downsamplings (4 for "
+                        "lite and div2k: C=96 gives 1/16; 2 for cifar10: C=16 gives 1/6)")
     g.add_argument("--multiple-snr", default="1,4,7,10,13",
                    help="comma-separated SNRs [dB]; training draws one per image, "
                         "testing reports each")
     g = p.add_argument_group("data")
     g.add_argument("--train-dir", help="training images (folder, searched recursively) or, for "
                                        "CIFAR10, a cifar-10-batches-py folder, class folders or "
-                                       "the .tar.gz archive")
-    g.add_argument("--test-dir", help="test images (for kodak: a folder; for CIFAR10: as --train-dir)")
+                                       "the .tar.gz archive; required with --training")
+    g.add_argument("--test-dir", help="test images (for kodak: a folder; for CIFAR10: as "
+                                      "--train-dir); required for evaluation, optional after "
+                                      "training (then the final model is evaluated on it)")
     g.add_argument("--test-fit", choices=["crop", "pad"], default="crop",
                    help="make test image sides a multiple of the model's stride by centre "
                         "cropping (WITT's convention) or reflect padding (scored on the "
@@ -78,17 +89,28 @@ def build_parser():
                    help="codec preset (lite, base = div2k, cifar10); default: cifar10 for "
                         "CIFAR10, lite for DIV2K")
     g.add_argument("--steps", type=int, default=None,
-                   help="training steps (default 10000 unless --epochs is given)")
+                   help="training length in optimisation steps (one global batch each); "
+                        "10000 if neither --steps nor --epochs is given; with --resume, the "
+                        "total including the steps already taken")
     g.add_argument("--epochs", type=float, default=None,
-                   help="training length in passes over the training images")
+                   help="training length in passes over the training images (may be "
+                        "fractional; converted to steps); alternative to --steps")
     g.add_argument("--batch-size", type=int, default=None,
-                   help="global batch size (default: 16 for DIV2K, 128 for CIFAR10, as WITT)")
-    g.add_argument("--crop", type=int, default=256, help="training crop side [pixels]")
+                   help="global batch size [images], split over the replicas (if not given: "
+                        "16 for DIV2K, 128 for CIFAR10, as WITT)")
+    g.add_argument("--crop", type=int, default=256,
+                   help="side of the random square training crops [pixels] (DIV2K; a multiple "
+                        "of the preset's size multiple, 128 for lite and div2k); CIFAR10 "
+                        "images are used whole (32x32)")
     g.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     g.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                    help="constant rate, or cosine decay to 5%% of --lr at the last step")
-    g.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up")
-    g.add_argument("--seed", type=int, default=1024, help="random seed (WITT uses 1024)")
+    g.add_argument("--warmup-steps", type=int, default=0,
+                   help="steps of linear learning-rate warm-up from 0 to --lr (0 = none)")
+    g.add_argument("--seed", type=int, default=1024,
+                   help="random seed of Python, NumPy, TensorFlow and Sionna, of the data "
+                        "order, crops and flips, and of the per-image SNR draws (WITT uses "
+                        "1024)")
     g.add_argument("--init-from", default=None,
                    help="start training from these weights (an exported model folder or a "
                         "run folder), e.g. a fixed-SNR model for the SNR curriculum")
@@ -115,13 +137,14 @@ def build_parser():
                         "workers, mirrored if several devices are visible)")
     g.add_argument("--cpu-devices", type=int, default=0,
                    help="split the CPU into this many logical devices (to try MirroredStrategy "
-                        "on one machine)")
+                        "on one machine); 0 or 1 = do not split")
     g = p.add_argument_group("run management")
     g.add_argument("--workdir", default="runs/default",
                    help="folder for checkpoints, the log, exported weights and results")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --workdir from its latest checkpoint")
-    g.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")
+    g.add_argument("--save-every", type=int, default=500,
+                   help="save a checkpoint every N steps (also at the end and on interruption)")
     g.add_argument("--eval-every", type=int, default=0,
                    help="evaluate on the test set every N steps (0 = only at the end)")
     g.add_argument("--checkpoint", default=None,
@@ -129,7 +152,8 @@ def build_parser():
                         "model folder; default --workdir")
     g.add_argument("--output", default=None,
                    help="results JSON path (default WORKDIR/results.json)")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--quiet", action="store_true",
+                   help="no progress bar (the log and metrics.jsonl are still written)")
     return p
 
 
