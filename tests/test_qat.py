@@ -1,6 +1,7 @@
 """Quantization-aware training with TF-MOT: one call, per-channel int8 kernels everywhere,
 activation grids, gradients in every mode, save/load, the train.py --qat mode."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,9 +10,12 @@ import tensorflow as tf
 from conftest import smooth_images, tiny_codec_config
 from modes import MODES, run
 
+import fqliscs_tf
 from fqliscs_tf.codec import JSCC
 from fqliscs_tf.quant.fakequant import QuantSpec
 from fqliscs_tf.quant.qat import QATJSCC, load_qat, quantize_codec, save_qat
+
+SHIPPED = str(Path(fqliscs_tf.__file__).resolve().parent / "weights" / "lite_c96_awgn")
 
 
 def _float_kernels(model):
@@ -119,21 +123,18 @@ def test_train_cli_qat_fine_tunes_and_exports(tmp_path):
     from PIL import Image
 
     from experiments import train
-    from fqliscs_tf.checkpoints import export_model
-    from fqliscs_tf.presets import get_config
     images = tmp_path / "images"
     images.mkdir()
-    for i, img in enumerate(smooth_images(3, size=40, seed=20)):
+    for i, img in enumerate(smooth_images(2, size=128, seed=20)):
         Image.fromarray((img * 255).astype(np.uint8)).save(images / f"im{i}.png")
-    float_dir = tmp_path / "float"
-    export_model(JSCC(get_config("cifar10"), channel_type="awgn").build_for(), str(float_dir))
     work = tmp_path / "run"
-    records = train.run(["--training", "--trainset", "DIV2K", "--model-size", "cifar10",
-                         "--C", "16", "--train-dir", str(images), "--test-dir", str(images),
-                         "--crop", "32", "--batch-size", "2", "--steps", "2", "--qat",
-                         "--init-from", str(float_dir), "--calibration-batches", "1",
-                         "--lr", "1e-5", "--no-jit", "--quiet", "--multiple-snr", "4",
-                         "--quant-spec", "gelu=poly", "--workdir", str(work)])
+    records = train.run(["--training", "--trainset", "DIV2K", "--model-size", "lite",
+                         "--C", "96", "--train-dir", str(images), "--test-dir", str(images),
+                         "--max-test-images", "1", "--crop", "128", "--batch-size", "1",
+                         "--steps", "2", "--qat", "--init-from", SHIPPED,
+                         "--calibration-batches", "1", "--lr", "1e-5", "--no-jit", "--quiet",
+                         "--multiple-snr", "4", "--quant-spec", "gelu=poly",
+                         "--workdir", str(work)])
     info = json.loads((work / "export" / "model.json").read_text())
     assert info["family"] == "swin-qat" and info["quant"]["gelu"] == "poly"
     assert info["meta"]["steps"] == 2
