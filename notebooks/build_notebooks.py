@@ -1,6 +1,6 @@
 # SPDX-FileCopyrightText: fqliscs_tf contributors
 # SPDX-License-Identifier: Apache-2.0
-"""Writes the tutorial notebooks 02, 04 and 05 (without outputs) from the cells below.
+"""Writes the tutorial notebooks 01-05 (without outputs) from the cells below.
 
     python notebooks/build_notebooks.py          # rewrite them
     python notebooks/build_notebooks.py --check  # exit 1 if a stored notebook differs
@@ -44,6 +44,443 @@ set_seed(42)   # Python, NumPy, TensorFlow and Sionna (sionna.phy.config.seed)
 PACKAGE_DIR = Path(fqliscs_tf.__file__).resolve().parent
 KODAK = sorted((PACKAGE_DIR / "assets" / "kodak").glob("*.png"))   # 4 bundled 768x512 images
 print(f"quick mode: {QUICK}; TensorFlow {tf.__version__}; images: {[p.name for p in KODAK]}")'''
+
+# ---------------------------------------------------------------------------------------------
+NB01 = [
+    ("md", """\
+# Quickstart: the integer codec over an OFDM link
+
+This notebook loads the shipped **integer** Swin JSCC codec (`lite_c96_awgn_int`: int8 kernels,
+int32 biases, integer GELU, softmax and LayerNorm), sends a Kodak image over a 3GPP CDL OFDM link
+at a few SNRs and compares the reconstructions with those of the float codec it was quantized from
+(`lite_c96_awgn`). Both codecs have a channel bandwidth ratio of 1/16 and were trained on AWGN
+only; the OFDM link is new to them.
+
+* [The codecs](#The-codecs)
+* [The OFDM CDL link](#The-OFDM-CDL-link)
+* [Images over the link](#Images-over-the-link)
+
+With `FQLISCS_NB_QUICK=1` the notebook runs at its CI size (a 256x256 crop, three SNRs). The
+quantization pipeline is in `03_full_integer_quantization.ipynb` and
+[docs/QUANTIZATION.md](../docs/QUANTIZATION.md)."""),
+    ("code", SETUP),
+    ("md", """\
+## The codecs
+
+`IntegerCodec(folder, channel_type)` loads an exported integer codec (`engine.json` +
+`engine.npz`). It takes float images in [0, 1] and returns float images, but between the input
+quantization (uint8 pixels, int8 SNR code on a 0.25 dB grid) and the output pixels it computes
+with integers only. `load_model` loads the float codec."""),
+    ("code", '''\
+from fqliscs_tf.checkpoints import load_model
+from fqliscs_tf.engine import IntegerCodec
+from fqliscs_tf.metrics import psnr
+
+INT_DIR = PACKAGE_DIR / "weights" / "lite_c96_awgn_int"
+FLOAT_DIR = PACKAGE_DIR / "weights" / "lite_c96_awgn"
+int_codec = IntegerCodec(str(INT_DIR), channel_type="awgn")
+float_codec = load_model(FLOAT_DIR)
+print(f"integer codec: {int_codec.params.kernel_bytes() / 1e6:.2f} MB of int8 kernels, "
+      f"{int_codec.params.num_bytes() / 1e6:.2f} MB of integer arrays in all; "
+      f"CBR {int_codec.cbr:g}")
+print(f"float codec:   {float_codec.count_params() / 1e6:.2f} M parameters, "
+      f"{4 * float_codec.count_params() / 1e6:.2f} MB as float32")
+print(f"image sides must be multiples of {float_codec.config.size_multiple}")'''),
+    ("md", """\
+The test image is `kodim23` (a 256x256 crop in quick mode; the lite codec needs sides that are
+multiples of 128)."""),
+    ("code", '''\
+image = data.load_image(KODAK[3])                  # kodim23, uint8 [H, W, 3]
+if QUICK:
+    image = data.crop_to_size(image, (256, 256))
+x = tf.constant(image[None], tf.float32) / 255.0
+SNRS = [0.0, 5.0, 10.0] if QUICK else [-2.0, 1.0, 4.0, 7.0, 10.0, 13.0]   # [dB]
+k = phy.num_channel_uses([None, image.shape[0] // 16, image.shape[1] // 16,
+                          float_codec.config.C])
+print(f"{KODAK[3].name}: {image.shape[1]}x{image.shape[0]} -> k = {k} complex symbols")'''),
+    ("md", """\
+## The OFDM CDL link
+
+Channel type `"ofdm-cdl"` is a `phy.OFDMLinkChannel` with the 3GPP TR 38.901 CDL-A model at
+3.5 GHz (100 ns delay spread, a static user), 30 kHz subcarriers, perfect channel knowledge and
+LMMSE equalization. The integer channels are AWGN and Rayleigh fading; any other link is float by
+nature, so `IntegerCodec` dequantizes its int8 I/Q symbols into the Sionna link and rounds the
+received symbols back onto the symbol grid before the integer decoder. `set_channel` swaps the
+channel of either codec without touching its weights."""),
+    ("code", '''\
+CHANNEL = "ofdm-cdl"
+int_codec.set_channel(CHANNEL)
+float_codec.set_channel(CHANNEL)
+link = phy.get_channel(CHANNEL)          # the same layer, built here to inspect it
+rg = link.resource_grid
+print(f"{type(link).__name__}: {rg.num_ofdm_symbols} OFDM symbols x {rg.fft_size} subcarriers, "
+      f"{link.num_data_symbols} data REs per slot -> {link.num_slots(k)} slots per image")'''),
+    ("md", """\
+## Images over the link
+
+One batch holds the image once per SNR. The float channel draws a new CDL realization for every
+slot (Sionna's seed was set in the first cell)."""),
+    ("code", '''\
+batch = tf.repeat(x, len(SNRS), axis=0)
+t0 = time.time()
+x_int = int_codec(batch, SNRS)["x_hat"]
+t_int = time.time() - t0
+t0 = time.time()
+x_float = tf.clip_by_value(float_codec((batch, tf.constant(SNRS, tf.float32)))["x_hat"], 0.0, 1.0)
+t_float = time.time() - t0
+p_int, p_float = psnr(batch, x_int).numpy(), psnr(batch, x_float).numpy()
+print(f"integer codec ({t_int:.1f} s), float codec ({t_float:.1f} s)")
+for snr, a, b in zip(SNRS, p_int, p_float):
+    print(f"SNR {snr:5.1f} dB: integer {a:5.2f} dB, float {b:5.2f} dB")'''),
+    ("code", '''\
+cols = len(SNRS) + 1
+fig, axes = plt.subplots(2, cols, figsize=(2.8 * cols, 5.8))
+for row, (name, recon, values) in enumerate([("integer", x_int, p_int),
+                                             ("float", x_float, p_float)]):
+    axes[row, 0].imshow(image)
+    axes[row, 0].set_title("original", fontsize=9)
+    for ax, im, snr, p in zip(axes[row, 1:], recon.numpy(), SNRS, values):
+        ax.imshow(im)
+        ax.set_title(f"{name}, {snr:g} dB SNR\\nPSNR {p:.2f} dB", fontsize=9)
+for ax in axes.ravel():
+    ax.axis("off")
+fig.suptitle(f"{KODAK[3].name} over OFDM CDL-A (CBR 1/16)")
+fig.tight_layout()'''),
+    ("code", '''\
+plt.figure(figsize=(5.5, 3.8))
+plt.plot(SNRS, p_float, marker="o", label="float codec (lite_c96_awgn)")
+plt.plot(SNRS, p_int, marker="s", label="integer codec (lite_c96_awgn_int)")
+plt.xlabel("SNR [dB]")
+plt.ylabel("PSNR [dB]")
+plt.title(f"OFDM CDL-A, {image.shape[1]}x{image.shape[0]}, one channel draw")
+plt.grid(True, alpha=0.3)
+plt.legend();'''),
+    ("md", """\
+The integer codec follows the float one closely: its loss comes from int8 weights and
+activations, the integer nonlinear ops and the int8 channel symbols. Each point is one channel
+draw of one image, so differences of a few tenths of a dB between the two codecs are partly
+channel randomness; `fqliscs-evaluate` averages over the Kodak set and many draws.
+
+Next steps: `02_end_to_end_training_in_sionna.ipynb` (training through an OFDM link),
+`03_full_integer_quantization.ipynb` (how the integer codec is made) and
+`05_realistic_scenarios.ipynb` (UMi, mobility, MIMO)."""),
+]
+
+# ---------------------------------------------------------------------------------------------
+NB03 = [
+    ("md", """\
+# Full-integer quantization: float -> QAT -> integer engine -> TFLite
+
+This notebook turns the shipped float codec `lite_c96_awgn` into an integer-only codec, step by
+step, and checks each step:
+
+* [Float codec and data](#Float-codec-and-data)
+* [Quantization-aware codec (TF-MOT)](#Quantization-aware-codec-(TF-MOT))
+* [Integer engine](#Integer-engine): export, run, PSNR against the QAT and float codecs
+* [Integer-only check](#Integer-only-check): no floating-point tensor in the engine graph
+* [TFLite int8](#TFLite-int8)
+* [Compute and size](#Compute-and-size): BOPs and bytes, float32 against int8
+* [Integer nonlinear ops](#Integer-nonlinear-ops): GELU, softmax and LayerNorm against the float ops
+
+With `FQLISCS_NB_QUICK=1` it runs at CI size (128x128 crops, a short calibration, no
+fine-tuning). The scheme and its guarantees are described in
+[docs/QUANTIZATION.md](../docs/QUANTIZATION.md)."""),
+    ("code", SETUP),
+    ("md", """\
+## Float codec and data
+
+Calibration crops come from three bundled Kodak images, the test image from the fourth. Real
+runs calibrate and fine-tune on the training pool (`fqliscs-train --qat`)."""),
+    ("code", '''\
+import tempfile
+
+from fqliscs_tf.checkpoints import load_model
+from fqliscs_tf.metrics import psnr
+
+workdir = Path(tempfile.mkdtemp(prefix="fqliscs_nb03_"))     # outputs of this notebook
+float_model = load_model(PACKAGE_DIR / "weights" / "lite_c96_awgn")
+CROP = 128                                  # calibration / fine-tuning crop side [pixels]
+TEST_SIZE = (128, 128) if QUICK else (256, 256)
+SNRS = [1.0, 7.0, 13.0] if QUICK else [1.0, 4.0, 7.0, 10.0, 13.0]   # [dB], the training range
+
+train_images = [data.load_image(f) for f in KODAK[:3]]
+crop_rng = np.random.default_rng(42)
+
+def random_crops(batch_size, crop=CROP):
+    """float32 [batch_size, crop, crop, 3] in [0, 1], random crops of the three images."""
+    out = []
+    for _ in range(batch_size):
+        image = train_images[crop_rng.integers(len(train_images))]
+        top = crop_rng.integers(image.shape[0] - crop + 1)
+        left = crop_rng.integers(image.shape[1] - crop + 1)
+        out.append(image[top:top + crop, left:left + crop])
+    return np.stack(out).astype(np.float32) / 255.0
+
+test_image = data.crop_to_size(data.load_image(KODAK[3]), TEST_SIZE)
+x_test = tf.constant(test_image[None], tf.float32) / 255.0
+print(f"{float_model.count_params() / 1e6:.2f} M parameters; test image {KODAK[3].name} "
+      f"cropped to {TEST_SIZE[1]}x{TEST_SIZE[0]}")'''),
+    ("md", """\
+## Quantization-aware codec (TF-MOT)
+
+`quantize_codec` rebuilds the encoder and decoder with fake quantization at every point where the
+integer engine requantizes (int8 activations, int16 residual stream, unsigned 7-bit attention
+probabilities and gates), wraps every Dense/Conv kernel, nested ones included, in a TF-MOT
+per-channel int8 weight quantizer, and copies the float weights. Its nonlinear ops already run the
+integer algorithms in the forward pass (straight-through float gradients). `calibrate` then sets
+the activation ranges from a few batches, without changing any weight. The full pipeline
+fine-tunes the QAT codec afterwards (`fqliscs-train --qat`, about 1500 steps); the full-size run of
+this notebook does a short fine-tuning with `Trainer`, the quick run skips it."""),
+    ("code", '''\
+from fqliscs_tf.quant.qat import calibrate, quantize_codec
+
+t0 = time.time()
+qat = quantize_codec(float_model)
+print(f"quantize_codec: {time.time() - t0:.1f} s; spec: {qat.spec}")
+t0 = time.time()
+CAL_BATCHES = 2 if QUICK else 20
+calibrate(qat, (random_crops(4) for _ in range(CAL_BATCHES)), snr_db=SNRS)
+print(f"calibrate on {CAL_BATCHES} batches of 4 crops: {time.time() - t0:.1f} s")
+
+FINETUNE_STEPS = 0 if QUICK else 100
+if FINETUNE_STEPS:
+    from fqliscs_tf.training import Trainer
+    trainer = Trainer(qat, SNRS, metric="MSE", lr=2e-5, global_batch_size=4, seed=42,
+                      jit_compile=False)
+    t0 = time.time()
+    for step in range(1, FINETUNE_STEPS + 1):
+        loss, batch_psnr = trainer.train_step(tf.constant(random_crops(4)))
+        if step % 20 == 0:
+            print(f"QAT step {step}: loss {float(loss):.1f}, PSNR {float(batch_psnr):.2f} dB")
+    print(f"{FINETUNE_STEPS} QAT steps: {time.time() - t0:.1f} s")'''),
+    ("md", """\
+## Integer engine
+
+`export_integer_codec` reads the QAT codec into integer parameters: int8 kernels, int32 biases at
+the accumulator scale and TFLite-style dyadic multipliers (int32 mantissa + shift) for every
+requantization. `save_integer_codec` writes them as `engine.json` + `engine.npz`, the format of
+the shipped `lite_c96_awgn_int`. `IntegerCodec` runs them with TensorFlow integer ops, here over
+the integer AWGN channel (int8 I/Q symbols, integer Gaussian noise from a table).
+`jit_compile=False` avoids an XLA compilation of tens of seconds for this one-off size."""),
+    ("code", '''\
+from fqliscs_tf.engine import IntegerCodec, export_integer_codec, save_integer_codec
+
+params = export_integer_codec(qat)
+engine_dir = save_integer_codec(params, str(workdir / "engine"))
+print(f"{len(params.encoder)} encoder and {len(params.decoder)} decoder layers; "
+      f"files: {sorted(p.name for p in Path(engine_dir).iterdir())}")
+int_codec = IntegerCodec(engine_dir, channel_type="awgn", jit_compile=False)
+
+batch = tf.repeat(x_test, len(SNRS), axis=0)
+snr_t = tf.constant(SNRS, tf.float32)
+t0 = time.time()
+x_int = int_codec(batch, SNRS, seed=(1, 2))["x_hat"]
+print(f"integer codec: {time.time() - t0:.1f} s (first call: graph tracing included)")
+qat.set_channel("awgn")
+float_model.set_channel("awgn")
+x_qat = tf.clip_by_value(qat((batch, snr_t))["x_hat"], 0.0, 1.0)
+x_float = tf.clip_by_value(float_model((batch, snr_t))["x_hat"], 0.0, 1.0)
+curves = {"float": psnr(batch, x_float).numpy(),
+          "QAT (fake quantization)": psnr(batch, x_qat).numpy(),
+          "integer engine": psnr(batch, x_int).numpy()}
+for label, values in curves.items():
+    print(f"{label:24s}", "  ".join(f"{p:5.2f}" for p in values), "dB")'''),
+    ("code", '''\
+plt.figure(figsize=(5.5, 3.8))
+for label, values in curves.items():
+    plt.plot(SNRS, values, marker="o", label=label)
+plt.xlabel("SNR [dB]")
+plt.ylabel("PSNR [dB]")
+plt.title(f"{KODAK[3].name} {TEST_SIZE[1]}x{TEST_SIZE[0]}, AWGN, CBR 1/16")
+plt.grid(True, alpha=0.3)
+plt.legend(fontsize="small")
+
+i_show = len(SNRS) // 2
+fig, axes = plt.subplots(1, 4, figsize=(11, 3.2))
+axes[0].imshow(test_image)
+axes[0].set_title("original", fontsize=9)
+for ax, (label, recon) in zip(axes[1:], [("float", x_float), ("QAT (fake quantization)", x_qat),
+                                         ("integer engine", x_int)]):
+    ax.imshow(recon[i_show].numpy())
+    ax.set_title(f"{label}\\n{curves[label][i_show]:.2f} dB", fontsize=9)
+for ax in axes:
+    ax.axis("off")
+fig.suptitle(f"SNR {SNRS[i_show]:g} dB")'''),
+    ("md", """\
+The QAT codec and the integer engine agree closely (the engine is not bit-exact with the QAT
+graph: it rounds with TFLite's double rounding where QAT rounds half up in float32, see
+docs/QUANTIZATION.md; the noise draws also differ: float AWGN in QAT, the integer generator in the
+engine). The gap to the float codec is the cost of quantization, which QAT fine-tuning reduces.
+
+## Integer-only check
+
+`IntegerCodec.integer_graph(h, w)` traces the engine's whole graph, from uint8-valued pixels and
+the int8 SNR code through the encoder, the power normalization, the integer AWGN channel and the
+decoder to the output pixels. Every tensor in it must be an integer (or boolean) tensor."""),
+    ("code", '''\
+from collections import Counter
+
+t0 = time.time()
+graph = int_codec.integer_graph(*TEST_SIZE)
+dtypes = Counter()
+float_tensors = []
+for op in graph.get_operations():
+    for tensor in op.outputs:
+        dtypes[tensor.dtype.name] += 1
+        if tensor.dtype.is_floating or tensor.dtype.is_complex:
+            float_tensors.append(f"{op.type}:{op.name}")
+print(f"{len(graph.get_operations())} ops traced in {time.time() - t0:.1f} s; "
+      f"tensor dtypes: {dict(dtypes)}")
+print(f"floating-point or complex tensors: {len(float_tensors)}")
+assert not float_tensors, float_tensors[:10]'''),
+    ("md", """\
+## TFLite int8
+
+`fqliscs_tf.engine.tflite.export_tflite` converts the QAT codec's encoder and decoder into two
+TFLite models with int8 inputs and outputs at a fixed image size (batch 1), and
+`check_integer_only` inspects a `.tflite` file: tensor dtypes, ops (no DEQUANTIZE, no kernel that
+computes in float at run time) and I/O types. Here at 128x128. The conversion takes about 20 s
+on a CPU, so the quick (CI) run skips it; `tests/test_tflite.py` covers the export there."""),
+    ("code", '''\
+from fqliscs_tf.engine.tflite import check_integer_only, export_tflite
+
+if QUICK:
+    print("quick mode: TFLite export skipped")
+else:
+    t0 = time.time()
+    tflite_paths = export_tflite(qat, str(workdir / "tflite"), 128, 128)
+    print(f"export_tflite at 128x128: {time.time() - t0:.1f} s")
+    for part in ("encoder", "decoder"):
+        report = check_integer_only(tflite_paths[part])
+        print(f"{part}: integer-only {report['ok']}, "
+              f"{Path(tflite_paths[part]).stat().st_size / 1e6:.2f} MB, "
+              f"tensors {report['tensor_dtypes']}, violations {report['violations']}")'''),
+    ("md", """\
+## Compute and size
+
+`fqliscs_tf.cost` counts the multiply-accumulates (MACs) of a codec analytically; bit operations
+are `BOPs = MACs x b_w x b_a` (attention matmuls multiply two activations: `b_a x b_a`). The
+weight bytes compare the float32 parameters with the exported integer arrays (int8 kernels, plus
+int32 biases and multipliers). `fqliscs-cost` prints the same table for every preset."""),
+    ("code", '''\
+from fqliscs_tf.cost import bops, count_macs
+
+H, W = 512, 768                               # a landscape Kodak image
+macs = count_macs(float_model.config, H, W)
+cost = {
+    "float32": bops(macs["total"], 32, 32, macs["attention"]),
+    "W8A8": bops(macs["total"], 8, 8, macs["attention"]),
+}
+size = {
+    "float32": 4 * float_model.count_params(),
+    "int8 kernels": params.kernel_bytes(),
+    "all integer arrays": params.num_bytes(),
+}
+print(f"{W}x{H}: {macs['total'] / 1e9:.2f} GMAC ({macs['attention'] / 1e9:.2f} in attention)")
+for name, value in cost.items():
+    print(f"  {name:8s} {value / 1e12:7.3f} TBOPs")
+print(f"BOPs ratio {cost['float32'] / cost['W8A8']:.1f}x")
+for name, value in size.items():
+    print(f"  {name:20s} {value / 1e6:6.2f} MB")
+
+fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.2))
+ax0.bar(list(cost), [v / 1e12 for v in cost.values()], color=["C0", "C2"])
+ax0.set(ylabel="TBOPs", title=f"bit operations per {W}x{H} image")
+ax1.bar(list(size), [v / 1e6 for v in size.values()], color=["C0", "C2", "C3"])
+ax1.set(ylabel="MB", title="weights")
+fig.tight_layout()'''),
+    ("md", """\
+## Integer nonlinear ops
+
+`fqliscs_tf.quant.intops` has the integer forward of every nonlinear op, `int_*(q, scale) ->
+(q_out, out_scale)`. We evaluate them on integer inputs and compare the dequantized outputs with
+TensorFlow's float ops on the same (quantized) inputs: GELU on every point of an 8-bit grid over
+[-4, 4], softmax on Gaussian attention logits (rows of 64, one 8x8 window), LayerNorm on rows of
+128 channels with a 16-bit input, as in the residual stream. Both methods of each op are shown
+(`shift`: I-ViT, `poly`: I-BERT; `newton`: exact integer square root, `ivit`: I-ViT's 10 Newton
+steps); the codec uses those in `qat.spec`."""),
+    ("code", '''\
+from fqliscs_tf.quant import intops
+
+rng = np.random.default_rng(0)
+fig, axes = plt.subplots(2, 3, figsize=(14, 6.4))
+
+# GELU on the 8-bit grid of [-4, 4]
+g_scale = 4.0 / 127.0
+q = np.arange(-127, 128, dtype=np.int32)
+xg = q * g_scale
+ref = tf.nn.gelu(tf.constant(xg), approximate=False).numpy()
+axes[0, 0].plot(xg, ref, "k", lw=1, label="float GELU")
+for method in intops.GELU_METHODS:
+    y, s = intops.int_gelu(tf.constant(q), g_scale, method=method)
+    approx = y.numpy() * s
+    axes[0, 0].plot(xg, approx, ".", ms=2, label=f"int_gelu {method}")
+    axes[1, 0].plot(xg, approx - ref, ".", ms=2,
+                    label=f"{method}: RMS {np.sqrt(np.mean((approx - ref) ** 2)):.4f}")
+axes[0, 0].set(title="GELU, 8-bit input grid", xlabel="x")
+axes[1, 0].set(title="GELU error (integer - float)", xlabel="x")
+
+# softmax on rows of 64 Gaussian logits (std 2), 8-bit logit grid
+logits = rng.normal(0.0, 2.0, (256, 64))
+s_scale = float(np.max(np.abs(logits)) / 127.0)
+ql = np.round(logits / s_scale).astype(np.int32)
+ref = tf.nn.softmax(tf.constant(ql * s_scale), axis=-1).numpy()
+for method in intops.SOFTMAX_METHODS:
+    y, s = intops.int_softmax(tf.constant(ql), s_scale, method=method)
+    approx = y.numpy() * s
+    axes[0, 1].plot(ref.ravel(), approx.ravel(), ".", ms=1, label=f"int_softmax {method}")
+    axes[1, 1].plot(ref.ravel(), (approx - ref).ravel(), ".", ms=1,
+                    label=f"{method}: RMS {np.sqrt(np.mean((approx - ref) ** 2)):.2e}")
+axes[0, 1].plot([0, ref.max()], [0, ref.max()], "k", lw=1, label="float softmax")
+axes[0, 1].set(title="softmax (rows of 64 logits)", xlabel="float probability",
+               ylabel="integer probability")
+axes[1, 1].set(title="softmax error", xlabel="float probability")
+
+# LayerNorm on rows of 128 channels, 16-bit input
+mu = rng.normal(0.0, 2.0, (128, 1))
+sigma = np.exp(rng.uniform(np.log(0.1), np.log(10.0), (128, 1)))
+xl = mu + sigma * rng.normal(0.0, 1.0, (128, 128))
+l_scale = float(np.max(np.abs(xl)) / 32767.0)
+qx = np.round(xl / l_scale).astype(np.int32)
+xq = qx * l_scale
+ref = (xq - xq.mean(-1, keepdims=True)) / np.sqrt(xq.var(-1, keepdims=True) + 1e-5)
+for method in intops.LAYER_NORM_METHODS:
+    y, s = intops.int_layer_norm(tf.constant(qx), l_scale, method=method, in_bits=16)
+    approx = y.numpy() * s
+    axes[0, 2].plot(ref.ravel(), approx.ravel(), ".", ms=1, label=f"int_layer_norm {method}")
+    axes[1, 2].plot(ref.ravel(), (approx - ref).ravel(), ".", ms=1,
+                    label=f"{method}: RMS {np.sqrt(np.mean((approx - ref) ** 2)):.1e}")
+axes[0, 2].set(title="LayerNorm (128 channels, 16-bit input)", xlabel="float output",
+               ylabel="integer output")
+axes[1, 2].set(title="LayerNorm error (normalized output)", xlabel="float output")
+for ax in axes.ravel():
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="x-small", markerscale=4)
+fig.tight_layout()
+print(f"the codec uses GELU {qat.spec.gelu}, softmax {qat.spec.softmax}, "
+      f"LayerNorm {qat.spec.layer_norm}")'''),
+    ("md", """\
+`fqliscs_tf.quant.approx_error.measure_approximation_errors()` runs the same comparison on the
+standard inputs used in the cost report (fine and 8-bit grids, several logit spreads, 8-bit
+LayerNorm outputs); errors are in the output's real units, `out_lsb` is the output grid step."""),
+    ("code", '''\
+from fqliscs_tf.quant.approx_error import measure_approximation_errors
+
+print(f"{'op/method/case':34s} {'RMS':>9s} {'max |err|':>9s} {'bias':>10s} {'out LSB':>9s}")
+for name, r in measure_approximation_errors().items():
+    print(f"{name:34s} {r['rms']:9.2e} {r['max_abs']:9.2e} {r['bias']:10.2e} "
+          f"{r['out_lsb']:9.2e}")'''),
+    ("md", """\
+What to take away:
+
+* `quantize_codec` + `calibrate` give a W8A8 codec in one call each; QAT fine-tuning
+  (`fqliscs-train --qat`) recovers most of the remaining gap to the float codec.
+* The exported engine computes with integers only between the uint8 input pixels and the uint8
+  output pixels (the check above), and matches the QAT codec's PSNR closely.
+* The integer GELU, softmax and LayerNorm errors are to be read against the output grid step
+  (`out_lsb` above): the 8-bit activations that follow each op round at that step anyway."""),
+]
+
 
 # ---------------------------------------------------------------------------------------------
 NB02 = [
@@ -728,7 +1165,9 @@ What to take away:
 ]
 
 NOTEBOOKS = {
+    "01_quickstart.ipynb": NB01,
     "02_end_to_end_training_in_sionna.ipynb": NB02,
+    "03_full_integer_quantization.ipynb": NB03,
     "04_phy_baselines.ipynb": NB04,
     "05_realistic_scenarios.ipynb": NB05,
 }
