@@ -1,33 +1,37 @@
+# SPDX-FileCopyrightText: fqliscs_tf contributors
+# SPDX-License-Identifier: Apache-2.0
 """Integer-only TFLite export of a quantization-aware codec, its checker and runner.
 
 :func:`export_tflite` writes ``encoder.tflite`` and ``decoder.tflite`` for one fixed image
-size (batch 1), int8 in and out:
+size (batch 1; export once per size), int8 in and out:
 
-* encoder: ``image`` ``[1, H, W, 3]`` int8 (``pixel - 128``: scale 1/255, zero point -128)
+* encoder: ``x`` ``[1, H, W, 3]`` int8 (``pixel - 128``: scale 1/255, zero point -128)
   and ``snr`` ``[1, 1]`` int8 (the SNR code, scale ``spec.snr_step_db``, zero point 0) ->
-  ``latent`` ``[1, H/ds, W/ds, C]`` int8 (the encoder head's output grid, zero point 0);
-* decoder: ``latent`` int8 (the decoder head's input grid) and ``snr`` ->
-  ``image`` int8 (``pixel - 128``).
+  ``[1, H/ds, W/ds, C]`` int8 latent (the encoder head's output grid, zero point 0);
+* decoder: int8 received latent (the decoder head's input grid, zero point 0) and ``snr`` ->
+  ``[1, H, W, 3]`` int8 image (``pixel - 128``).
 
-Route: a TFLite-friendly *twin* of the QAT graph is traced as a ``tf.function``: the same
-fake-quantized int8 kernels (TF-MOT's per-channel ranges, as ``FakeQuantWithMinMaxVarsPerChannel``
-constants) and the same activation ranges (``FakeQuantWithMinMaxArgs`` at every QAT
-quantization point), but with float ops the converter knows in place of the integer training
-forms: ``tf.nn.softmax``, ``tf.nn.gelu``, ``tf.sigmoid`` and LayerNorm as
-``l2_normalize(x - mean) * sqrt(C) * gamma + beta`` (TFLite's integer ``L2_NORMALIZATION``
-kernel; the textbook ``rsqrt(mean(d**2))`` decomposition quantizes ``d**2`` to 8 bits).
-``tf.lite.TFLiteConverter`` (``TFLITE_BUILTINS_INT8``, int8 I/O, a representative dataset for
-the intermediate tensors without a QAT range) turns it into an int8 model.
+Route: a TFLite-friendly *twin* of the QAT graph, traced as a ``tf.function`` with every
+weight a constant: the same int8 kernels (TF-MOT's per-channel fake-quantized kernels, Dense
+layers as 1x1 convolutions), with float ops the converter knows in place of the integer
+training forms (``tf.nn.softmax``, ``tf.nn.gelu``, ``tf.sigmoid``, LayerNorm arithmetic).
+Two modes (:class:`TwinOptions` ``activations``):
 
-Deviations from the integer engine (:mod:`fqliscs_tf.engine`), all measured in
-``docs/RESULTS.md`` section 7:
+* ``"int16"`` (default; TFLite's 16x8 mode): int16 activations, int8 kernels, int64 biases.
+  The twin clips every QAT quantization point to its range (the QAT model's saturation) and
+  the converter calibrates the int16 scales. The converter offers only int16 or float I/O in
+  this mode, so :func:`_int8_io` adds int8 -> int16 and int16 -> int8 QUANTIZE
+  (requantization) ops at the model boundary: int8 I/O, integer kernels only.
+* ``"int8"``: the QAT graph with its fake-quant nodes at the QAT ranges
+  (``FakeQuantWithMinMaxArgs``), every activation int8 (``TFLITE_BUILTINS_INT8``). The
+  16-bit residual stream becomes int8 (same absmax), and every intermediate of LayerNorm
+  (``L2_NORMALIZATION`` output grid 1/128), attention and GELU is rounded to 8 bits: on the
+  Kodak images it loses 0.8-1.5 dB against the engine (``docs/RESULTS.md`` section 7).
 
-* the 16-bit residual stream becomes int8 (same absmax, scale ``absmax / 127``); TFLite's
-  16x8 mode keeps int16 activations but then only accepts int16 or float model I/O;
-* logits, softmax, GELU and sigmoid are TFLite's int8 kernels (8-bit logits, LUT / fixed-point
-  nonlinearities) instead of the engine's exact int32 logits and I-ViT shift forms;
-* the shifted-window mask saturates the logits at ``min_logit - 8`` (a probe pass measures the
-  logit range) instead of adding -100, which would waste the 8-bit logit range.
+Other deviations from the integer engine (:mod:`fqliscs_tf.engine`): TFLite's softmax, GELU
+and sigmoid kernels (LUTs / fixed point) instead of the engine's I-ViT shift forms; the
+shifted-window mask saturates the int8 logits at ``min_logit - 8`` (a probe pass measures the
+logit range) instead of adding -100.
 
 :func:`check_integer_only` proves a ``.tflite`` file integer-only (tensor dtypes, op list);
 :class:`TFLiteCodec` runs encoder.tflite -> the engine's integer channel
@@ -77,32 +81,57 @@ class IntegerOnlyError(ValueError):
     """A .tflite file is not integer-only (see :func:`check_integer_only`)."""
 
 
+ACTIVATIONS = ("int8", "int16")
+
+
 @dataclasses.dataclass(frozen=True)
 class TwinOptions:
-    """Op choices of the TFLite twin graph.
+    """How the TFLite twin graph is built.
 
     Attributes
     ----------
+    activations : str
+        ``"int16"`` (default): TFLite's 16x8 mode, int16 activations and the QAT's int8
+        kernels (int16 scales calibrated, QAT ranges as clipping), int8 model I/O through
+        QUANTIZE ops (:func:`_int8_io`). ``"int8"``: the QAT graph with its fake-quant
+        nodes, every activation int8 (TFLITE_BUILTINS_INT8).
     gelu : str
         ``"erf"`` (TFLite GELU, exact), ``"tanh"`` (GELU, tanh approximation) or
         ``"sigmoid"`` (``x * sigmoid(1.702 x)``, the form the engine's ShiftGELU approximates).
     layer_norm : str
-        ``"l2"`` (mean, SUB, L2_NORMALIZATION, per-channel MUL/ADD) or ``"moments"``
-        (MEAN, SQUARED_DIFFERENCE, RSQRT, MUL...).
+        ``"auto"`` (``"l2"`` for int8, ``"mul"`` for int16), ``"l2"`` (MEAN, SUB,
+        L2_NORMALIZATION, per-channel MUL/ADD), ``"moments"`` (MEAN, SQUARED_DIFFERENCE,
+        RSQRT; int8 only) or ``"mul"`` (MEAN, SUB, MUL, MEAN, RSQRT).
     mask : str
-        ``"saturate"`` (masked logits pinned at ``min_logit - 8``) or ``"add"`` (-100 added,
-        as the float model).
+        ``"saturate"`` (int8: masked logits pinned at ``min_logit - 8``) or ``"add"``
+        (-100 added, as the float model).
+    clip_ranges : bool
+        int16: clip every QAT quantization point to its range (the saturation of the QAT
+        model and the engine, at 16-bit resolution); False leaves the int16 ranges to
+        calibration alone (default True).
     """
+    activations: str = "int16"
     gelu: str = "erf"
-    layer_norm: str = "l2"
+    layer_norm: str = "auto"
     mask: str = "saturate"
+    clip_ranges: bool = True
 
     def __post_init__(self):
-        for name, allowed in (("gelu", ("erf", "tanh", "sigmoid")),
-                              ("layer_norm", ("l2", "moments")),
+        for name, allowed in (("activations", ACTIVATIONS),
+                              ("gelu", ("erf", "tanh", "sigmoid")),
+                              ("layer_norm", ("auto", "l2", "moments", "mul")),
                               ("mask", ("saturate", "add"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.activations == "int16" and self.layer_norm in ("l2", "moments"):
+            raise ValueError(f"layer_norm {self.layer_norm!r} has no int16 TFLite kernels "
+                             "(L2_NORMALIZATION, SQUARED_DIFFERENCE); use 'mul' or 'auto'")
+
+    @property
+    def norm_method(self):
+        if self.layer_norm != "auto":
+            return self.layer_norm
+        return "l2" if self.activations == "int8" else "mul"
 
 
 # =========================================================================== twin graph
@@ -132,15 +161,25 @@ def _depth_to_space(x, factor):
     return tf.reshape(x, [-1, h * factor, w * factor, c])
 
 
+def _space_to_depth(x, factor):
+    """``tf.nn.space_to_depth`` as RESHAPE + TRANSPOSE (also quantizable to 16x8)."""
+    _, h, w, c = x.shape.as_list()
+    x = tf.reshape(x, [-1, h // factor, factor, w // factor, factor, c])
+    x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
+    return tf.reshape(x, [-1, h // factor, w // factor, factor * factor * c])
+
+
 class _Part:
     """Float twin of one QAT Functional model (encoder or decoder), layer by layer.
 
-    ``quantize=False`` drops every fake-quant node (the float32 TFLite model); ``probe``
-    (a dict) makes the shifted-window blocks record their logit range instead of masking it.
+    ``quantize=True``: fake-quant nodes at every QAT quantization point (the int8 export).
+    ``quantize=False``: none; with ``clip`` the points clip to their QAT ranges instead (the
+    16x8 export), without it the graph is plain float (the float32 export). :meth:`measure`
+    records the ranges the int8 export needs beyond the QAT's (:attr:`measured`).
     """
 
-    def __init__(self, model, spec, options, quantize=True):
-        self.spec, self.options, self.quantize = spec, options, quantize
+    def __init__(self, model, spec, options, quantize=True, clip=False):
+        self.spec, self.options, self.quantize, self.clip = spec, options, quantize, clip
         self.layers = []
         for wrapper in model.layers:
             layer = getattr(wrapper, "layer", None)
@@ -167,61 +206,80 @@ class _Part:
         return max(float(self.value(layer.ranges[name].absmax)), 1e-8)
 
     def fq(self, x, absmax):
-        """Symmetric 8-bit grid ``[-absmax, absmax]`` (narrow range), as ActRange."""
+        """Symmetric 8-bit grid ``[-absmax, absmax]`` (narrow range), as ActRange; without
+        ``quantize``, the clipping to ``[-absmax, absmax]`` alone (``clip``) or nothing."""
         if not self.quantize:
-            return x
+            return tf.clip_by_value(x, -absmax, absmax) if self.clip else x
         return tf.quantization.fake_quant_with_min_max_args(x, -absmax, absmax, num_bits=8,
                                                             narrow_range=True)
 
     def fq_range(self, x, lo, hi, narrow_range=False):
         if not self.quantize:
-            return x
+            return tf.clip_by_value(x, lo, hi) if self.clip else x
         return tf.quantization.fake_quant_with_min_max_args(x, lo, hi, num_bits=8,
                                                             narrow_range=narrow_range)
 
-    def kernel(self, kernels, path, shape=None):
-        """The fake-quantized kernel as a constant (reshaped to ``shape`` before the
-        per-channel fake quantization: the converter cannot reshape per-axis tensors)."""
-        w, lo, hi = kernels[path]
-        w = tf.constant(w if shape is None else w.reshape(shape))
-        if self.quantize:
-            w = tf.quantization.fake_quant_with_min_max_vars_per_channel(
-                w, tf.constant(lo), tf.constant(hi), num_bits=8, narrow_range=True)
-        return w
+    def dense(self, x, layer, kernels, path, cols=slice(None), gain=1.0):
+        """Dense layer. With fake quantization (int8) a 1x1 convolution: the converter keeps
+        per-channel int8 kernels of CONV_2D but fails on per-channel fake-quantized MatMul
+        weights (it transposes them); otherwise a MatMul (FULLY_CONNECTED, per-channel int8
+        kernels from the converter's own weight quantization, which reproduces the QAT grid).
 
-    def dense(self, x, layer, kernels, path):
-        """Dense layer as a 1x1 convolution: the converter keeps per-channel int8 kernels of
-        CONV_2D, but fails on per-channel MatMul weights (it transposes them)."""
-        shape = x.shape.as_list()
-        w = self.kernel(kernels, path, (1, 1) + kernels[path][0].shape)
-        y = tf.nn.conv2d(tf.reshape(x, [1, -1, 1, shape[-1]]), w, 1, "VALID")
+        ``cols``/``gain``: only these output columns, times ``gain > 0`` (folded into the
+        per-channel kernel scales: the int8 kernel is unchanged).
+        """
+        w, lo, hi = kernels[path]
+        w, lo, hi = w[..., cols] * gain, lo[cols] * gain, hi[cols] * gain
         sub = _sublayer(layer, path)
-        if getattr(sub, "use_bias", False):
-            y = y + tf.constant(self.value(sub.bias))
+        bias = (self.value(sub.bias)[cols] * gain if getattr(sub, "use_bias", False)
+                else np.zeros(w.shape[-1], np.float32))
+        shape = x.shape.as_list()
+        if not self.quantize:  # 16x8 / float32: FULLY_CONNECTED (faster than 1x1 CONV_2D)
+            y = tf.matmul(tf.reshape(x, [-1, shape[-1]]), tf.constant(w.astype(np.float32)))
+            y = y + tf.constant(bias.astype(np.float32))
+            return tf.reshape(y, shape[:-1] + [int(w.shape[-1])])
+        # Per-channel fake quantization of the 4-D kernel (the converter cannot reshape a
+        # per-axis quantized tensor).
+        w = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+            tf.constant(w.reshape((1, 1) + w.shape).astype(np.float32)),
+            tf.constant(lo.astype(np.float32)), tf.constant(hi.astype(np.float32)),
+            num_bits=8, narrow_range=True)
+        y = tf.nn.conv2d(tf.reshape(x, [1, -1, 1, shape[-1]]), w, 1, "VALID")
+        y = y + tf.constant(bias.astype(np.float32))
         return tf.reshape(y, shape[:-1] + [int(w.shape[-1])])
 
-    def layer_norm(self, x, norm, out_absmax, name):
-        """LayerNorm + affine on the 8-bit ``out_absmax`` grid.
+    def normalize(self, x, norm, name):
+        """LayerNorm without its affine map: ``(n, scale, shift)`` with the real LayerNorm
+        ``= n * scale + shift`` per channel.
 
         ``"l2"``: ``d = x - mean`` on a measured 8-bit grid (the fake-quant node also keeps the
         converter from fusing the square into SQUARED_DIFFERENCE, so it recognises
-        ``tf.math.l2_normalize(d)`` as L2_NORMALIZATION), then ``sqrt(C) gamma`` and ``beta``.
+        ``tf.math.l2_normalize(d)`` as L2_NORMALIZATION, output grid 1/128), scale
+        ``sqrt(C) gamma``. ``"moments"``: MEAN, SQUARED_DIFFERENCE, RSQRT; ``"mul"``: the same
+        with ``d * d`` (no int16 SQUARED_DIFFERENCE kernel); scale ``gamma``.
         """
         gamma, beta = self.value(norm.gamma), self.value(norm.beta)
         c = int(x.shape[-1])
-        if self.options.layer_norm == "l2":
+        method = self.options.norm_method
+        if method == "mul":  # d * rsqrt(mean(d * d)): no SQUARED_DIFFERENCE fusion (int16)
+            d = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+            var = tf.reduce_mean(tf.multiply(d, d), axis=-1, keepdims=True)
+            return d * tf.math.rsqrt(var + 1e-5), gamma, beta
+        if method == "l2":
             d = x - tf.reduce_mean(x, axis=-1, keepdims=True)
             self.observe(f"{name}/centred", d)
             if self.probe is None and self.quantize:
                 lo, hi = self.measured[f"{name}/centred"]
                 d = self.fq(d, max(abs(lo), abs(hi), 1e-8))
-            n = tf.math.l2_normalize(d, axis=-1)
-            y = n * tf.constant(gamma * math.sqrt(c)) + tf.constant(beta)
-        else:
-            mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-            var = tf.reduce_mean(tf.math.squared_difference(x, mean), axis=-1, keepdims=True)
-            y = (x - mean) * tf.math.rsqrt(var + 1e-5) * tf.constant(gamma) + tf.constant(beta)
-        return self.fq(y, out_absmax)
+            return tf.math.l2_normalize(d, axis=-1), gamma * math.sqrt(c), beta
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+        var = tf.reduce_mean(tf.math.squared_difference(x, mean), axis=-1, keepdims=True)
+        return (x - mean) * tf.math.rsqrt(var + 1e-5), gamma, beta
+
+    def layer_norm(self, x, norm, out_absmax, name):
+        """LayerNorm + affine on the 8-bit ``out_absmax`` grid (the QAT quantization point)."""
+        n, scale, shift = self.normalize(x, norm, name)
+        return self.fq(n * tf.constant(scale) + tf.constant(shift), out_absmax)
 
     def gelu(self, x):
         if self.options.gelu == "sigmoid":
@@ -231,18 +289,29 @@ class _Part:
     # ------------------------------------------------------------------ layers
     def patch_embed(self, x, layer, k):
         x = self.fq_range(x, 0.0, 1.0)  # the int8 image: pixel / 255
-        w = self.kernel(k, "proj")
+        w, lo, hi = k["proj"]
+        w = tf.constant(w)
+        if self.quantize:
+            w = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+                w, tf.constant(lo), tf.constant(hi), num_bits=8, narrow_range=True)
         y = tf.nn.conv2d(x, w, layer.patch_size, "VALID")
         return y + tf.constant(self.value(layer.proj.bias))
 
     def attention(self, windows, layer, k, mask, name):
         r = lambda n: self.absmax(layer, n)  # noqa: E731
         n, heads, hd = layer.window_size ** 2, layer.num_heads, layer.head_dim
-        qkv = tf.reshape(self.dense(windows, layer, k, "qkv"), [-1, n, 3, heads, hd])
-        qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])
-        q = self.fq(qkv[0] * layer.scale, r("q"))
-        kk = self.fq(qkv[1], r("k"))
-        v = self.fq(qkv[2], r("v"))
+        dim = layer.dim
+
+        def project(i, name, gain=1.0):
+            # q, k and v as three convolutions, each straight onto its own grid: one qkv
+            # tensor would get a single scale (the converter propagates the q/k/v ranges back
+            # through the slicing), clipping the widest of the three. q's 1/sqrt(hd) is folded
+            # into its per-channel kernel scales, which keeps the int8 kernel unchanged.
+            y = self.fq(self.dense(windows, layer, k, "qkv", slice(i * dim, (i + 1) * dim),
+                                   gain), r(name))
+            return tf.transpose(tf.reshape(y, [-1, n, heads, hd]), [0, 2, 1, 3])
+
+        q, kk, v = project(0, "q", layer.scale), project(1, "k"), project(2, "v")
         s_logit = act_scale(r("q"), 8) * act_scale(r("k"), 8)
         bias = np.round(self._rel_bias[layer.name] / s_logit) * s_logit
         logits = tf.matmul(q, kk, transpose_b=True) + tf.constant(bias.astype(np.float32))[None]
@@ -266,7 +335,7 @@ class _Part:
         r = lambda n: self.absmax(layer, n)  # noqa: E731
         _, h, w, _ = x.shape.as_list()
         ws, s = layer.window_size, layer.shift_size
-        x = self.fq(x, r("input"))
+        x = self.residual(x, layer, "input")
         y = self.layer_norm(x, layer.norm1, r("norm1"), f"{layer.name}/norm1")
         mask = None
         if s > 0:
@@ -277,19 +346,19 @@ class _Part:
         y = window_reverse(y, ws, 1, h, w)
         if s > 0:
             y = tf.roll(y, shift=[s, s], axis=[1, 2])
-        x = self.fq(x + y, r("mid"))
+        x = self.residual(x + y, layer, "mid")
         y = self.layer_norm(x, layer.norm2, r("norm2"), f"{layer.name}/norm2")
         hidden = self.fq(self.dense(y, layer, k, "fc1"), r("fc1"))
         g = self.fq(self.gelu(hidden), r("gelu"))
         return x + self.dense(g, layer, k, "fc2")
 
     def patch_merging(self, x, layer, k):
-        x = tf.nn.space_to_depth(self.fq(x, self.absmax(layer, "input")), 2)
+        x = _space_to_depth(self.residual(x, layer, "input"), 2)
         y = self.layer_norm(x, layer.norm, self.absmax(layer, "norm"), layer.name)
         return self.dense(y, layer, k, "reduction")
 
     def patch_reverse_merging(self, x, layer, k):
-        x = self.fq(x, self.absmax(layer, "input"))
+        x = self.residual(x, layer, "input")
         y = self.layer_norm(x, layer.norm, self.absmax(layer, "norm"), layer.name)
         y = _depth_to_space(self.dense(y, layer, k, "increment"), layer.factor)
         if layer.image_output:
@@ -297,7 +366,7 @@ class _Part:
         return y
 
     def output_norm(self, x, layer, k):
-        x = self.fq(x, self.absmax(layer, "input"))
+        x = self.residual(x, layer, "input")
         return self.layer_norm(x, layer, self.absmax(layer, "output"), layer.name)
 
     def head(self, x, layer, k):
@@ -314,7 +383,8 @@ class _Part:
                         self.absmax(bm, "fc2"))
             z = self.fq(self.dense(h, layer, k, f"layers_bm.{i}.fc3"), self.absmax(bm, "fc3"))
             gate = tf.sigmoid(z)
-            temp = self.fq(self.dense(temp, layer, k, f"layers_sm.{i}"), self.absmax(layer, f"sm{i}"))
+            temp = self.fq(self.dense(temp, layer, k, f"layers_sm.{i}"),
+                           self.absmax(layer, f"sm{i}"))
             temp = self.fq(temp * gate[:, None, None, :], self.absmax(layer, f"mod{i}"))
         z = self.fq(self.dense(temp, layer, k, "out"), self.absmax(layer, "out"))
         return x * tf.sigmoid(z)
@@ -365,6 +435,11 @@ class _Part:
             self.probe = None
         return self.measured
 
+    def residual(self, x, layer, name):
+        """A point of the QAT's 16-bit residual stream: an 8-bit grid with the same absmax
+        (int8), its clipping (int16)."""
+        return self.fq(x, self.absmax(layer, name))
+
     def observe(self, name, x):
         if self.probe is not None:
             lo, hi = float(tf.reduce_min(x)), float(tf.reduce_max(x))
@@ -381,7 +456,8 @@ def _kodak_crops(height, width, count=4):
     crops = []
     for name in sorted(os.listdir(folder))[:count]:
         img = load_image(os.path.join(folder, name))
-        if img.shape[0] < height and img.shape[1] >= height and img.shape[0] >= width:
+        fits = img.shape[0] >= height and img.shape[1] >= width
+        if not fits and img.shape[1] >= height and img.shape[0] >= width:  # portrait request
             img = np.transpose(img, (1, 0, 2))
         if img.shape[0] < height or img.shape[1] < width:
             raise ValueError(f"bundled image {name} ({img.shape[0]}x{img.shape[1]}) is smaller "
@@ -409,34 +485,108 @@ class _Receiver:
     I/Q symbols -> integer AWGN / Rayleigh (or none) -> int8 decoder input
     (received symbols requantized onto the decoder head's input grid)."""
 
-    def __init__(self, spec, dec_in_scale, channel_type="awgn"):
+    def __init__(self, spec, dec_in_scale, channel_type="awgn", jit_compile=True):
         self.spec = spec
         self.rx_mult = quantize_multiplier(spec.symbol_scale / dec_in_scale)
         self.channel_type = channel_type
         self.channel = None if channel_type == "none" else get_int_channel(
             channel_type, spec.symbol_scale, spec.snr_step_db)
+        # XLA or not as the engine (IntegerCodec(jit_compile=...)): the stateless random
+        # integers of the channel differ between XLA and graph mode.
+        self._link = tf.function(self._integer_link, jit_compile=jit_compile,
+                                 reduce_retracing=True)
 
     def __call__(self, latent, snr_q, seed=(0, 0)):
         """latent ``[B, h, w, C]`` int, snr_q ``[B]`` int -> dict of int arrays
         (``received`` int8 ``[B, h, w, C]``, symbols and received symbols ``[B, k]``)."""
-        latent = tf.constant(np.asarray(latent, np.int32))
-        snr_q = tf.constant(np.asarray(snr_q, np.int32).reshape(-1))
+        out = self._link(tf.constant(np.asarray(latent, np.int32)),
+                         tf.constant(np.asarray(snr_q, np.int32).reshape(-1)),
+                         tf.constant(np.asarray(seed, np.int32).reshape(2)))
+        out = {k: v.numpy() for k, v in out.items()}
+        out["received"] = out["received"].astype(np.int8)
+        return out
+
+    def _integer_link(self, latent, snr_q, seed):
         re, im = int_power_normalize(latent, self.spec.symbol_scale, self.spec.symbol_bits)
         re_hat, im_hat = re, im
         if self.channel is not None:
-            seed = tf.constant(np.asarray(seed, np.int32).reshape(2))
             re_hat, im_hat = self.channel(re, im, snr_q, seed)
         y = tf.reshape(tf.stack([re_hat, im_hat], axis=-1), tf.shape(latent))
         y = multiply_by_quantized_multiplier(y, self.rx_mult[0], self.rx_mult[1])
         qmax = 2 ** (self.spec.act_bits - 1) - 1
-        y = tf.clip_by_value(y, -qmax, qmax)
-        return {"received": y.numpy().astype(np.int8), "symbols_re": re.numpy(),
-                "symbols_im": im.numpy(), "symbols_hat_re": re_hat.numpy(),
-                "symbols_hat_im": im_hat.numpy()}
+        return {"received": tf.clip_by_value(y, -qmax, qmax), "symbols_re": re,
+                "symbols_im": im, "symbols_hat_re": re_hat, "symbols_hat_im": im_hat}
 
 
-def _convert(part, first_shape, representative, quantize):
-    """Trace ``part`` at a fixed shape and convert it (int8 I/O when ``quantize``)."""
+def _quantize_opcode(model):
+    from tensorflow.lite.python import schema_py_generated as schema
+    for i, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.QUANTIZE:
+            return i
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.QUANTIZE
+    code.version = 1
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def _int8_io(content, input_params, output_params):
+    """Give a 16x8 model int8 inputs and outputs (the converter only offers int16 or float
+    I/O in 16x8 mode): a QUANTIZE (int8 -> int16 requantization) op after each input and
+    an int16 -> int8 QUANTIZE before each output, both integer kernels.
+
+    ``input_params``: ``{name: (scale, zero_point)}`` of the new int8 inputs, matched by
+    name (``"snr"`` or ``"x"``); ``output_params``: ``(scale, zero_point)`` of the output.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    graph = model.subgraphs[0]
+    opcode = _quantize_opcode(model)
+
+    def int8_tensor(like, params, name):
+        t = schema.TensorT()
+        t.shape, t.name, t.buffer = np.array(like.shape, np.int32), name, 0
+        t.type = schema.TensorType.INT8
+        t.quantization = schema.QuantizationParametersT()
+        t.quantization.scale = np.array([params[0]], np.float32)
+        t.quantization.zeroPoint = np.array([params[1]], np.int64)
+        graph.tensors.append(t)
+        return len(graph.tensors) - 1
+
+    def quantize_op(source, target):
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = opcode, np.array([source], np.int32), \
+            np.array([target], np.int32)
+        op.builtinOptionsType = schema.BuiltinOptions.QuantizeOptions
+        op.builtinOptions = schema.QuantizeOptionsT()
+        return op
+
+    remap = {}
+    for pos, index in enumerate(graph.inputs):
+        name = graph.tensors[index].name
+        name = name.decode() if isinstance(name, bytes) else name
+        params = input_params["snr" if "snr" in name else "x"]
+        new = int8_tensor(graph.tensors[index], params, f"{name}_int8")
+        graph.operators.insert(0, quantize_op(new, index))
+        graph.inputs[pos] = remap[int(index)] = new
+    for pos, index in enumerate(graph.outputs):
+        new = int8_tensor(graph.tensors[index], output_params, "output_int8")
+        graph.operators.append(quantize_op(index, new))
+        graph.outputs[pos] = remap[int(index)] = new
+    for signature in model.signatureDefs or []:
+        for item in list(signature.inputs or []) + list(signature.outputs or []):
+            item.tensorIndex = remap.get(item.tensorIndex, item.tensorIndex)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _convert(part, first_shape, representative, mode, io=None):
+    """Trace ``part`` at a fixed shape and convert it.
+
+    ``mode``: ``"int8"`` (QAT fake-quant twin, TFLITE_BUILTINS_INT8, int8 I/O), ``"int16"``
+    (float twin, 16x8: int16 activations and int8 kernels, int8 I/O through
+    :func:`_int8_io` with ``io = (input_params, output_params)``) or ``"float32"``.
+    """
     specs = (tf.TensorSpec(first_shape, tf.float32, name="x"),
              tf.TensorSpec([1, 1], tf.float32, name="snr"))
 
@@ -446,13 +596,18 @@ def _convert(part, first_shape, representative, quantize):
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [forward.get_concrete_function()], forward)
-    if quantize:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([x, s] for x, s in representative)
+    if mode == "float32":
+        return converter.convert()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([x, s] for x, s in representative)
+    if mode == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    return converter.convert()
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+        return converter.convert()
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int16
+    return _int8_io(converter.convert(), *io)
 
 
 def _snr_grid(snr_db, spec):
@@ -460,6 +615,16 @@ def _snr_grid(snr_db, spec):
     if np.any(np.abs(codes) > 127):
         raise ValueError(f"SNR {snr_db!r} dB is outside the int8 SNR grid")
     return codes.astype(np.int32)
+
+
+def _range_probes(calls, lo_x, hi_x, snr_limit):
+    """Two extra representative calls (16x8 mode) that pin the int16 input ranges to the
+    whole int8 input grids: the first input with one element at each end of ``[lo_x, hi_x]``,
+    at the two ends of the SNR grid."""
+    x = calls[0][0].copy()
+    flat = x.reshape(-1)
+    flat[0], flat[1] = lo_x, hi_x
+    return [(x, np.full([1, 1], v, np.float32)) for v in (-snr_limit, snr_limit)]
 
 
 def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1.0, 7.0, 13.0),
@@ -485,9 +650,11 @@ def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1
         Channel that makes the decoder's representative inputs (``"awgn"``, ``"rayleigh"``,
         ``"none"``).
     options : TwinOptions or None
+        Default :class:`TwinOptions` (16x8: int16 activations); ``activations="int8"`` for
+        all-int8 tensors.
     float32 : bool
         Also write ``encoder_float32.tflite`` / ``decoder_float32.tflite``: the same twin
-        without fake quantization, float32 I/O (for speed comparisons).
+        without quantization, float32 I/O (for speed comparisons).
     seed : int
         Channel seed of the decoder's representative inputs.
 
@@ -497,6 +664,7 @@ def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1
     ``decoder_float32``.
     """
     from fqliscs_tf.codec import check_image_size
+    from fqliscs_tf.quant.fakequant import IMAGE_SCALE
     from fqliscs_tf.quant.qat import QATJSCC
     if not isinstance(qat_model, QATJSCC):
         raise ValueError(f"export_tflite needs a QATJSCC, got {type(qat_model).__name__}")
@@ -504,48 +672,65 @@ def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1
     check_image_size(height, width, config)
     options = options or TwinOptions()
     if spec.act_bits != 8 or spec.weight_bits != 8:
-        raise ValueError(f"TFLite int8 export needs 8-bit weights and activations, got "
+        raise ValueError(f"TFLite export needs 8-bit weights and activations, got "
                          f"{spec.weight_bits}/{spec.act_bits}")
     images = _as_batches(_kodak_crops(height, width) if images is None else images,
                          height, width)
     codes = _snr_grid(snr_db, spec)
     snrs = [np.full([1, 1], c * spec.snr_step_db, np.float32) for c in codes]
 
-    encoder = _Part(qat_model.encoder, spec, options)
-    decoder = _Part(qat_model.decoder, spec, options)
+    # The QAT twin (with its fake-quant nodes) makes the representative data in both modes.
+    qtwin = dataclasses.replace(options, activations="int8",
+                                layer_norm="l2" if options.norm_method == "mul"
+                                else options.layer_norm)
+    encoder = _Part(qat_model.encoder, spec, qtwin)
+    decoder = _Part(qat_model.decoder, spec, qtwin)
     enc_calls = [(img, snrs[i % len(snrs)]) for i, img in enumerate(images)]
     enc_calls += [(img, s) for img in images[:1] for s in snrs]
     encoder.measure([(tf.constant(x), tf.constant(s)) for x, s in enc_calls])
     s_latent = act_scale(encoder.last_absmax(), 8)
-    dec_in_absmax = decoder.first_absmax()
-    receiver = _Receiver(spec, act_scale(dec_in_absmax, 8), channel_type)
+    s_dec_in = act_scale(decoder.first_absmax(), 8)
+    receiver = _Receiver(spec, s_dec_in, channel_type)
     dec_calls = []
     for i, (x, s) in enumerate(enc_calls):
         latent = encoder(tf.constant(x), encoder.snr_input(tf.constant(s))).numpy()
         q = np.clip(np.round(latent / s_latent), -127, 127).astype(np.int32)
         code = int(round(float(s[0, 0]) / spec.snr_step_db))
         rx = receiver(q, [code], (seed, i))["received"]
-        dec_calls.append((rx.astype(np.float32) * np.float32(act_scale(dec_in_absmax, 8)), s))
+        dec_calls.append((rx.astype(np.float32) * np.float32(s_dec_in), s))
     decoder.measure([(tf.constant(x), tf.constant(s)) for x, s in dec_calls])
 
+    snr_io = (float(spec.snr_step_db), 0)
+    image_io = (float(np.float32(IMAGE_SCALE)), -128)
+    latent_shape = [1, height // config.downsampling, width // config.downsampling, config.C]
+    jobs = {"encoder": (encoder, [1, height, width, 3], enc_calls,
+                        ({"x": image_io, "snr": snr_io}, (s_latent, 0)), (0.0, 1.0)),
+            "decoder": (decoder, latent_shape, dec_calls,
+                        ({"x": (s_dec_in, 0), "snr": snr_io}, image_io),
+                        (-127 * s_dec_in, 127 * s_dec_in))}
     os.makedirs(directory, exist_ok=True)
     paths = {}
-    latent_shape = [1, height // config.downsampling, width // config.downsampling, config.C]
-    jobs = [("encoder", encoder, [1, height, width, 3], enc_calls),
-            ("decoder", decoder, latent_shape, dec_calls)]
-    for name, part, shape, calls in jobs:
+    snr_limit = 127 * spec.snr_step_db
+    for name, (part, shape, calls, io, x_range) in jobs.items():
         paths[name] = os.path.join(directory, f"{name}.tflite")
+        if options.activations == "int8":
+            content = _convert(part, shape, calls, "int8")
+        else:
+            twin = _Part(getattr(qat_model, name), spec, options, quantize=False,
+                         clip=options.clip_ranges)
+            content = _convert(twin, shape, calls + _range_probes(calls, *x_range, snr_limit),
+                               "int16", io)
         with open(paths[name], "wb") as f:
-            f.write(_convert(part, shape, calls, quantize=True))
+            f.write(content)
         if float32:
             twin = _Part(getattr(qat_model, name), spec, options, quantize=False)
             paths[f"{name}_float32"] = os.path.join(directory, f"{name}_float32.tflite")
             with open(paths[f"{name}_float32"], "wb") as f:
-                f.write(_convert(twin, shape, calls, quantize=False))
+                f.write(_convert(twin, shape, calls, "float32"))
     manifest = {"format": "fqliscs_tf-tflite/1", "height": height, "width": width,
                 "latent_shape": latent_shape, "config": config.to_dict(),
                 "quant": spec.to_dict(), "options": dataclasses.asdict(options),
-                "latent_scale": s_latent, "decoder_input_scale": act_scale(dec_in_absmax, 8),
+                "latent_scale": s_latent, "decoder_input_scale": s_dec_in,
                 "snr_db": [float(s[0, 0]) for s in snrs], "num_images": len(images),
                 "channel_type": channel_type,
                 "measured_ranges": {"encoder": encoder.measured, "decoder": decoder.measured},
@@ -640,19 +825,27 @@ def check_integer_only(path, *, resolver="ref", raise_error=False):
         dtypes[name] = dtypes.get(name, 0) + 1
         if name in ("float16", "float32", "float64"):
             violations.append(f"{name} tensor {t['name']!r} {list(t['shape'])}")
-    op_counts = {}
+    kinds = {t["index"]: np.dtype(t["dtype"]).name for t in tensors}
+    op_counts, groups = {}, {}
     for op in ops:
         op_counts[op["op_name"]] = op_counts.get(op["op_name"], 0) + 1
-    for name, count in sorted(op_counts.items()):
+        first = kinds.get(op["inputs"][0], "none") if len(op["inputs"]) else "none"
+        key = (op["op_name"], first)
+        groups[key] = groups.get(key, 0) + 1
+    for (name, dtype), count in sorted(groups.items()):
+        label = f"{name} ({dtype} input) x{count}"
         if name.startswith("RANDOM") or name in FLOAT_RUNTIME_KERNELS:
             why, integer_with = FLOAT_RUNTIME_KERNELS.get(name, ("random numbers", None))
-            if integer_with is not None and resolver == integer_with:
-                notes.append(f"{name} x{count}: integer with the {resolver!r} resolver ({why})")
+            if name == "SOFTMAX" and dtype == "int16":
+                notes.append(f"{label}: int16 kernel, exp and 1/(1+x) look-up tables filled "
+                             "in Prepare, integer at run time")
+            elif integer_with is not None and resolver == integer_with:
+                notes.append(f"{label}: integer with the {resolver!r} resolver ({why})")
             else:
-                violations.append(f"{name} x{count}: {why}")
+                violations.append(f"{label}: {why}")
         elif name in FLOAT_PREPARE_KERNELS:
-            notes.append(f"{name} x{count}: int8 look-up table filled with float math in "
-                         "Prepare, integer table reads at run time")
+            notes.append(f"{label}: look-up table filled with float math in Prepare, integer "
+                         "table reads at run time")
     inputs, outputs = _io(interp.get_input_details()), _io(interp.get_output_details())
     for kind, items in (("input", inputs), ("output", outputs)):
         for d in items:
@@ -708,9 +901,13 @@ class TFLiteCodec:
         (optimized kernels, no delegate) or ref (reference kernels, integer softmax).
     num_threads : int
         Interpreter threads (default 2).
+    jit_compile : bool
+        Run the integer channel with XLA, as :class:`~fqliscs_tf.engine.IntegerCodec` does by
+        default (default True): the same seed then draws the same noise in both.
     """
 
-    def __init__(self, directory, channel_type="awgn", op_resolver="default", num_threads=2):
+    def __init__(self, directory, channel_type="awgn", op_resolver="default", num_threads=2,
+                 jit_compile=True):
         with open(os.path.join(directory, MANIFEST_FILE)) as f:
             self.manifest = json.load(f)
         self.spec = QuantSpec.from_dict(self.manifest["quant"])
@@ -720,7 +917,8 @@ class TFLiteCodec:
                                num_threads)
         self.decoder = _Runner(os.path.join(directory, files["decoder"]), op_resolver,
                                num_threads)
-        self.receiver = _Receiver(self.spec, self.manifest["decoder_input_scale"], channel_type)
+        self.receiver = _Receiver(self.spec, self.manifest["decoder_input_scale"], channel_type,
+                                  jit_compile)
 
     def encode(self, pixels, snr_q):
         """uint8 pixels ``[1, H, W, 3]`` (any int dtype, 0..255) and the SNR code -> int8
