@@ -23,8 +23,16 @@ Systems (``KIND:ARG[,KEY=VALUE...]``; the registry :data:`SYSTEMS`)
                                 margin).
     ``capacity:CODEC``          the codec within ``k C(SNR)`` bits ("BPG + capacity" for
                                 ``heif``), ``phy.bounds``; an upper bound, drawn dashed.
-    Every kind takes ``label=TEXT``. Other modules add kinds with :func:`register_system`
-    (e.g. ``"int"`` for the integer engine, ``"tflite"``).
+    ``qat:FOLDER``              a QAT codec folder (``fqliscs-train --qat`` export), the
+                                fake-quantized simulation in float32.
+    ``int:FOLDER``              an integer engine folder (``engine.json`` + ``engine.npz``);
+                                option ``jit=0|1``.
+    ``tflite:QAT_FOLDER``       a QAT codec folder run as integer-only TFLite (16x8 or int8),
+                                exported lazily per image shape and cached on disk; options
+                                ``activations=int16|int8``, ``kernels=default|builtin|ref``,
+                                ``calibration=PATH[;PATH...]``, ``cache=DIR``; AWGN, Rayleigh
+                                and "none" only (:mod:`experiments.tflite_system`).
+    Every kind takes ``label=TEXT``. Other modules add kinds with :func:`register_system`.
 
 Separation and capacity systems use ``k = round(CBR * 3 * H * W)`` complex channel uses
 per image, with ``--cbr`` (default: the CBR of the JSCC models, else 1/16). They serve
@@ -142,11 +150,15 @@ class System:
       repeat suffices);
     * ``configure(cbr, fit)`` once before the run;
     * ``check(channel, snr_list)`` raises ``ValueError`` if it cannot serve them;
+    * optionally ``prepare(images)`` once with the test images (``[(name, uint8 [H, W, 3])]``)
+      before the first cell, e.g. to refuse them (``ValueError``);
     * ``set_channel(channel)`` before the cells of a channel;
     * ``transmit(image, snr_db, seed)`` -> dict with ``x_hat`` (``[H, W, 3]``, uint8 or
       float in [0, 1]) and optionally ``x`` (the scored reference if not ``image``),
       ``status``, ``codec``, ``quality``, ``num_bytes``, ``mcs``;
-    * ``describe()`` -> JSON-able dict for the ``systems`` list of the results.
+    * ``describe()`` -> JSON-able dict for the ``systems`` list of the results; its
+      ``runtime`` entry, if any (e.g. export times), may change during a run and is not
+      compared by ``--resume``.
     """
     kind = None
     options = ("label",)
@@ -172,6 +184,9 @@ class System:
 
     def check(self, channel, snr_list):
         """Raise ValueError if ``channel`` or an SNR of ``snr_list`` cannot be served."""
+
+    def prepare(self, images):
+        """Called once with the test images ``[(name, uint8 [H, W, 3])]`` before the cells."""
 
     def set_channel(self, channel):
         self.channel = channel
@@ -539,9 +554,15 @@ def _float_option(system, key, default):
     return value
 
 
+def _tflite_system(arg, options):
+    """``tflite:QAT_FOLDER`` (:class:`experiments.tflite_system.TFLiteSystem`, imported on use)."""
+    from experiments.tflite_system import TFLiteSystem
+    return TFLiteSystem(arg, options)
+
+
 #: The system registry: kind -> factory ``(arg, options) -> System``.
 SYSTEMS = {"float": FloatSystem, "qat": QATSystem, "int": IntegerSystem,
-           "separation": SeparationSystem, "capacity": CapacitySystem}
+           "tflite": _tflite_system, "separation": SeparationSystem, "capacity": CapacitySystem}
 
 
 #: Kinds whose ``ARG`` is a model folder (or a shipped model name).
@@ -973,10 +994,12 @@ def _print_table(records):
 def build_parser():
     p = argparse.ArgumentParser(
         prog="fqliscs-evaluate", description=__doc__.split("\n\n")[0],
-        epilog="System specs: float:FOLDER | separation:CODEC|best[,mcs=I][,table=1|2]"
-               "[,margin=DB] | capacity:CODEC|best; each may add ,label=TEXT. Codecs: jpeg, "
-               "jpeg2000, webp, avif, jpegxl, heif. See the module docstring for the outputs "
-               "and the JSON schema.")
+        epilog="System specs: float:FOLDER | qat:FOLDER | int:FOLDER[,jit=0|1] | "
+               "tflite:QAT_FOLDER[,activations=int16|int8][,kernels=default|builtin|ref]"
+               "[,calibration=PATH;PATH...][,cache=DIR] | separation:CODEC|best[,mcs=I]"
+               "[,table=1|2][,margin=DB] | capacity:CODEC|best; each may add ,label=TEXT. "
+               "Codecs: jpeg, jpeg2000, webp, avif, jpegxl, heif. See the module docstring "
+               "for the outputs and the JSON schema.")
     p.add_argument("--systems", nargs="+", default=list(DEFAULT_SYSTEMS), metavar="KIND:ARG",
                    help="systems to evaluate, KIND:ARG[,KEY=VALUE...] with KIND one of "
                         f"{', '.join(SYSTEMS)} (default: %(default)s)")
@@ -1078,8 +1101,10 @@ def _previous(path, config, systems):
         if old_channels.get(c["type"], c["kwargs"]) != c["kwargs"]:
             raise ValueError(f"--resume: channel {c['type']!r} had the parameters "
                              f"{old_channels[c['type']]!r} in {path}, now {c['kwargs']!r}")
-    now = {s.name: _jsonable_tree(s.describe()) for s in systems}
-    for s in prev["systems"]:
+    def static(desc):  # without the run-time entry (e.g. export times)
+        return {k: v for k, v in desc.items() if k != "runtime"}
+    now = {s.name: static(_jsonable_tree(s.describe())) for s in systems}
+    for s in map(static, prev["systems"]):
         if s["name"] in now and s != now[s["name"]]:
             raise ValueError(f"--resume: system {s['name']!r} differs from the one in {path} "
                              f"({s} vs {now[s['name']]}); use another --outdir")
@@ -1149,6 +1174,9 @@ def run(args):
             s.check(ch, args.snr_list)
     images = load_images(args.images, args.max_images,
                          math.lcm(*[s.size_multiple for s in systems]), args.fit)
+    for s in systems:
+        if hasattr(s, "prepare"):
+            s.prepare(images)
     config = _jsonable_tree({
         "images": os.path.abspath(args.images), "image_names": [n for n, _ in images],
         "seed": args.seed, "repeats": args.repeats, "cbr": cbr, "fit": args.fit,

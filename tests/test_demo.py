@@ -1,4 +1,8 @@
-"""The demo CLI (experiments/demo.py) and the plotting helpers it uses."""
+"""The demo CLI (experiments/demo.py) and the plotting helpers it uses.
+
+A tiny untrained float codec and 32x48 images keep these fast; the shipped models run in
+tests/test_shipped_model.py.
+"""
 import json
 import math
 from pathlib import Path
@@ -8,6 +12,7 @@ import pytest
 from PIL import Image
 
 from experiments import demo
+from experiments import evaluate as ev
 from fqliscs_tf import plotting
 from fqliscs_tf.checkpoints import export_model
 from fqliscs_tf.codec import JSCC
@@ -16,7 +21,6 @@ from fqliscs_tf.utils import set_seed
 
 TINY = CodecConfig("tiny", (16, 24), (1, 2), (2, 2), window_size=2, C=8, modnet_layers=2,
                    modnet_hidden_ratio=1.0, modulator_hidden=8)
-FIELDS = {"model", "channel", "snr_db", "cbr", "psnr", "ms_ssim", "num_images"}
 
 
 @pytest.fixture(scope="module")
@@ -45,58 +49,100 @@ def _open_png(path):
         return img.size
 
 
-def test_demo_end_to_end(tiny_model_dir, image_dir, tmp_path):
-    outdir = tmp_path / "out"
-    assert demo.main(["--model", tiny_model_dir, "--images", image_dir, "--snrs", "1,13",
-                      "--channels", "awgn,rayleigh", "--outdir", str(outdir)]) == 0
+@pytest.fixture(scope="module")
+def demo_run(tiny_model_dir, image_dir, tmp_path_factory):
+    """Float codec + separation + capacity over AWGN and OFDM-CDL at 1 and 13 dB."""
+    outdir = tmp_path_factory.mktemp("demo_out")
+    assert demo.main(["--systems", f"float:{tiny_model_dir}", "separation:jpeg",
+                      "capacity:jpeg", "--images", image_dir, "--snrs", "1,13",
+                      "--channels", "awgn,ofdm-cdl", "--outdir", str(outdir)]) == 0
     with open(outdir / "demo_results.json") as f:
-        saved = json.load(f)
-    records = saved["records"]
-    assert [(r["channel"], r["snr_db"]) for r in records] == [
-        ("awgn", 1.0), ("awgn", 13.0), ("rayleigh", 1.0), ("rayleigh", 13.0)]
-    for r in records:
-        assert set(r) == FIELDS
-        assert r["model"] == "tiny" and r["num_images"] == 2
-        assert r["cbr"] == pytest.approx(TINY.cbr)
+        return outdir, json.load(f)
+
+
+def test_demo_results_json(demo_run, tiny_model_dir):
+    _, saved = demo_run
+    ev.validate_results(saved)
+    assert saved["name"] == "fqliscs-demo"
+    jscc = f"float:{tiny_model_dir}"
+    cells = [(r["system"], r["channel"], r["snr_db"]) for r in saved["records"]]
+    assert cells == [(jscc, "awgn", 1.0), (jscc, "awgn", 13.0),
+                     ("separation:jpeg", "awgn", 1.0), ("separation:jpeg", "awgn", 13.0),
+                     ("capacity:jpeg", "awgn", 1.0), ("capacity:jpeg", "awgn", 13.0),
+                     (jscc, "ofdm-cdl", 1.0), (jscc, "ofdm-cdl", 13.0)]
+    for r in saved["records"]:
+        assert r["num_images"] == 2 and r["cbr"] == pytest.approx(TINY.cbr)
         assert math.isfinite(r["psnr"]) and 0 < r["psnr"] < 100
         assert math.isfinite(r["ms_ssim"]) and -1 <= r["ms_ssim"] <= 1
+    # Separation and capacity cannot serve OFDM: skipped with the reason, not an error.
+    assert [(k["system"], k["channel"]) for k in saved["skipped"]] == [
+        ("separation:jpeg", "ofdm-cdl"), ("capacity:jpeg", "ofdm-cdl")]
+    assert all("cannot serve channel 'ofdm-cdl'" in k["reason"] for k in saved["skipped"])
     meta = saved["meta"]
-    assert meta["seed"] == 1024 and meta["channels"] == ["awgn", "rayleigh"]
-    assert meta["image_names"] == ["img0.png", "img1.png"] and "git_commit" in meta
-    for name in ("psnr_vs_snr.png", "ms_ssim_vs_snr.png", "reconstruction_grid.png"):
+    assert meta["complete"] is True and "git_commit" in meta and "load_average_at_start" in meta
+    config = meta["config"]
+    assert config["seed"] == 1024 and config["image_names"] == ["img0.png", "img1.png"]
+    assert [c["type"] for c in config["channels"]] == ["awgn", "ofdm-cdl"]
+    assert "CDL-A" in config["channels"][1]["description"]
+
+
+def test_demo_figures(demo_run):
+    outdir, saved = demo_run
+    names = ["psnr_vs_snr_awgn.png", "ms_ssim_vs_snr_awgn.png", "psnr_vs_snr_ofdm-cdl.png",
+             "ms_ssim_vs_snr_ofdm-cdl.png", "reconstruction_grid.png"]
+    assert saved["files"] == ["demo_results.json"] + names
+    for name in names:
         width, height = _open_png(outdir / name)
         assert width > 100 and height > 50
-    # 2 rows; columns: original + 2 AWGN SNRs + Rayleigh at 1 dB.
+    # 2 rows; columns: original, float codec at 1 and 13 dB, separation at 1 dB.
     width, height = _open_png(outdir / "reconstruction_grid.png")
     assert width > height
 
 
-def test_demo_max_images(tiny_model_dir, image_dir, tmp_path):
-    demo.main(["--model", tiny_model_dir, "--images", image_dir, "--snrs", "4",
-               "--channels", "none", "--max-images", "1", "--outdir", str(tmp_path)])
-    with open(tmp_path / "demo_results.json") as f:
-        results = json.load(f)
-    assert [r["num_images"] for r in results["records"]] == [1]
+def test_demo_table_only_option_and_paths(tiny_model_dir, image_dir, tmp_path, capsys):
+    demo.main(["--systems", f"float:{tiny_model_dir},only=rayleigh", "separation:jpeg",
+               "--images", image_dir, "--snrs", "4", "--channels", "awgn,rayleigh,ofdm-cdl",
+               "--max-images", "1", "--outdir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "PSNR [dB] / MS-SSIM, mean over 1 image(s)" in out
+    assert "OFDM 3GPP CDL-A" in out and "n/a: separation is simulated on AWGN" in out
+    assert str(tmp_path / "demo_results.json") in out
+    records = json.loads((tmp_path / "demo_results.json").read_text())["records"]
+    # only=rayleigh keeps the float codec off AWGN and OFDM-CDL; nothing runs on OFDM-CDL.
+    assert [(r["kind"], r["channel"], r["num_images"]) for r in records] == [
+        ("separation", "awgn", 1), ("float", "rayleigh", 1), ("separation", "rayleigh", 1)]
+    assert not (tmp_path / "psnr_vs_snr_ofdm-cdl.png").exists()
 
 
-@pytest.mark.parametrize("channels,match", [("awgn,fading", "'fading'"),
-                                            ("awgn,,rayleigh", "comma"), ("awgn,awgn", "twice")])
-def test_demo_bad_channels(tiny_model_dir, tmp_path, channels, match):
+@pytest.mark.parametrize("argv,match", [
+    (["--channels", "awgn,fading"], "'fading'"), (["--channels", "awgn,,rayleigh"], "comma"),
+    (["--channels", "awgn,awgn"], "twice"), (["--snrs", "1,x"], "--snrs"),
+    (["--max-images", "-1"], "--max-images"), (["--seed", "-2"], "--seed")])
+def test_demo_bad_arguments(tiny_model_dir, tmp_path, argv, match):
     with pytest.raises(ValueError, match=match):
-        demo.main(["--model", tiny_model_dir, "--channels", channels, "--outdir", str(tmp_path)])
+        demo.main(["--systems", f"float:{tiny_model_dir}", *argv, "--outdir", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
 
 
-def test_demo_bad_snrs_and_max_images(tiny_model_dir, tmp_path):
-    with pytest.raises(ValueError, match="--snrs"):
-        demo.main(["--model", tiny_model_dir, "--snrs", "1,x", "--outdir", str(tmp_path)])
-    with pytest.raises(ValueError, match="--max-images"):
-        demo.main(["--model", tiny_model_dir, "--max-images", "-1", "--outdir", str(tmp_path)])
+@pytest.mark.parametrize("systems,match", [
+    (["float:{m},only=fading"], "only='fading'"), (["float:{m}", "float:{m},only=awgn"], "twice"),
+    (["heatmap:{m}"], "unknown system kind"), (["separation:jpeg,mcs=x"], "not an integer")])
+def test_demo_bad_systems(tiny_model_dir, tmp_path, systems, match):
+    with pytest.raises(ValueError, match=match):
+        demo.main(["--systems", *[s.format(m=tiny_model_dir) for s in systems],
+                   "--outdir", str(tmp_path)])
+
+
+def test_demo_no_system_serves_the_channels(tmp_path):
+    with pytest.raises(ValueError, match="no system can serve"):
+        demo.main(["--systems", "capacity:jpeg", "--channels", "ofdm-cdl",
+                   "--outdir", str(tmp_path)])
 
 
 def test_demo_missing_model(tmp_path):
     missing = str(tmp_path / "no_such_model")
     with pytest.raises(FileNotFoundError) as err:
-        demo.main(["--model", missing, "--outdir", str(tmp_path / "out")])
+        demo.main(["--systems", f"int:{missing}", "--outdir", str(tmp_path / "out")])
     message = str(err.value)
     assert missing in message and "fqliscs-train" in message and "export" in message
     assert not (tmp_path / "out").exists()
@@ -104,11 +150,17 @@ def test_demo_missing_model(tmp_path):
 
 def test_demo_defaults_point_into_package():
     args = demo.build_parser().parse_args([])
-    assert args.model.endswith("weights/lite_c96_awgn") and args.outdir == "outputs"
+    assert args.systems == list(demo.DEFAULT_SYSTEMS) == [
+        "int:lite_c96_awgn_int", "float:lite_c96_awgn", "float:lite_c96_rayleigh,only=rayleigh",
+        "separation:best", "capacity:best"]
+    for spec in args.systems[:3]:  # shipped model names resolve to their folders
+        folder = Path(ev.resolve_model_dir(spec.split(":", 1)[1].split(",")[0]))
+        assert folder.parent == ev.WEIGHTS_DIR and folder.is_dir()
+    assert args.outdir == "outputs"
     assert sorted(p.name for p in Path(args.images).iterdir()) == [
         "kodim05.png", "kodim15.png", "kodim20.png", "kodim23.png"]
     assert (args.snrs, args.channels, args.max_images, args.seed) == (
-        "1,4,7,10,13", "awgn,rayleigh", 0, 1024)
+        "1,4,7,10,13", "awgn,rayleigh,ofdm-cdl", 0, 1024)
 
 
 def test_plot_metric_vs_snr(tmp_path):

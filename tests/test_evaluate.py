@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -327,3 +328,160 @@ def test_every_flag_is_documented_and_console_script_registered():
     cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
     assert "fqliscs-evaluate = experiments.evaluate:main" in cfg["options.entry_points"][
         "console_scripts"]
+
+
+# ----------------------------------------------------------------------------- tflite kind
+TINY = 32  # the tiny QAT codec of conftest.py (size multiple 16)
+# Measured (tiny codec, 2 images, 16x8): |mean PSNR(tflite) - PSNR(int)| <= 0.002 dB on AWGN,
+# 0.016 dB on Rayleigh at 1 and 13 dB.
+TFLITE_TOLERANCE_DB = 0.1
+
+
+@pytest.fixture(scope="module")
+def tflite_setup(tiny_qat, tmp_path_factory):
+    """The tiny QAT codec as a QAT folder and as an engine folder, two 32x32 test images,
+    three other calibration images; returns (root, tflite spec)."""
+    from conftest import smooth_images
+    from fqliscs_tf.engine import export_integer_codec, save_integer_codec
+    from fqliscs_tf.quant.qat import save_qat
+    _, qat = tiny_qat
+    root = tmp_path_factory.mktemp("tflite")
+    save_qat(qat, str(root / "qat"))
+    save_integer_codec(export_integer_codec(qat), str(root / "int"))
+    for sub, seeds in (("images", (20, 21)), ("cal", (30, 31, 32))):
+        (root / sub).mkdir()
+        for s in seeds:
+            pixels = np.round(smooth_images(1, TINY, seed=s)[0] * 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / sub / f"s{s}.png")
+    return root, f"tflite:{root / 'qat'},calibration={root / 'cal'},cache={root / 'cache'}"
+
+
+def _tflite_argv(root, spec):
+    return ["--systems", spec, f"int:{root / 'int'}", "--images", str(root / "images"),
+            "--channels", "awgn", "--snrs", "1,13", "--outdir", str(root / "out"), "--no-figures"]
+
+
+@pytest.fixture(scope="module")
+def tflite_run(tflite_setup):
+    """The CLI on the tflite system and the int system of the same QAT codec (AWGN)."""
+    assert ev.main(_tflite_argv(*tflite_setup)) == 0
+    with open(tflite_setup[0] / "out" / "results.json") as f:
+        return json.load(f)
+
+
+def test_tflite_system_matches_the_integer_engine(tflite_run):
+    ev.validate_results(tflite_run)
+    tfl, eng = tflite_run["systems"]
+    assert (tfl["kind"], tfl["activations"], tfl["kernels"]) == ("tflite", "int16", "default")
+    assert tfl["cbr"] == eng["cbr"] and "TFLite 16x8" in tfl["label"]
+    exports = tfl["runtime"]["exports"]
+    assert list(exports) == ["32x32"]  # one image shape: one export
+    export = exports["32x32"]
+    assert export["reused"] is False and export["export_seconds"] > 0
+    assert export["integer_only"] and all(c["ok"] and not c["violations"]
+                                          for c in export["checks"].values())
+    seeds = {}
+    for r in tflite_run["per_image"]:
+        seeds.setdefault((r["snr_db"], r["image"]), set()).add(r["seed"])
+    assert len(seeds) == 4 and all(len(v) == 1 for v in seeds.values())  # the same noise
+    psnr = {(r["kind"], r["snr_db"]): r["psnr"] for r in tflite_run["records"]}
+    for snr in (1.0, 13.0):
+        assert psnr[("tflite", snr)] == pytest.approx(psnr[("int", snr)],
+                                                      abs=TFLITE_TOLERANCE_DB)
+
+
+def test_tflite_system_reuses_its_exports(tflite_setup, tflite_run, monkeypatch):
+    import fqliscs_tf.quant.qat
+    from fqliscs_tf.engine import tflite as tfl
+    root, spec = tflite_setup
+    first = tflite_run["systems"][0]["runtime"]["exports"]["32x32"]
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(tfl, "export_tflite", no_export)
+    monkeypatch.setattr(fqliscs_tf.quant.qat, "load_qat", lambda path: None)
+    system = ev.build_system(spec + ",kernels=ref")  # kernels do not change the export
+    system.configure(system.cbr, "crop")
+    images = ev.load_images(str(root / "images"), max_images=1)
+    (record,), _ = ev.run_cell(system, ev.Channel("rayleigh"), 13.0, images, seed=3)
+    assert record["kind"] == "tflite" and math.isfinite(record["psnr"])
+    again = system.describe()["runtime"]["exports"]["32x32"]
+    assert again["reused"] is True and again["folder"] == first["folder"]
+    assert again["export_seconds"] == first["export_seconds"] and again["integer_only"]
+    assert again["kernels"] == "ref"
+    with pytest.raises(AssertionError, match="exported again"):  # other activations
+        ev.run_cell(ev.build_system(spec + ",activations=int8"), ev.Channel("awgn"), 13.0,
+                    images, seed=3)
+
+
+def test_tflite_system_resumes(tflite_setup, tflite_run, monkeypatch):
+    """--resume ignores the run-time block (export records) of the system description."""
+    computed = []
+    monkeypatch.setattr(ev, "run_cell", lambda *a, **kw: computed.append(a) or ([], {}))
+    ev.main(_tflite_argv(*tflite_setup) + ["--resume"])
+    with open(tflite_setup[0] / "out" / "results.json") as f:
+        again = json.load(f)
+    assert computed == [] and again["meta"]["resumed_cells"] == 4
+    assert again["per_image"] == tflite_run["per_image"]
+
+
+@pytest.mark.parametrize("options,error,match", [
+    (",activations=int4", ValueError, "activations='int4' is not one of int16, int8"),
+    (",kernels=gpu", ValueError, "kernels='gpu' is not one of default, builtin, ref"),
+    (",threads=2", ValueError, "unknown option 'threads'"),
+    (",calibration=/no/such/images", ValueError, "calibration path '/no/such/images' does not"),
+    (",calibration=;", ValueError, "option calibration is empty"),
+])
+def test_tflite_system_rejects_bad_options(tflite_setup, options, error, match):
+    root, _ = tflite_setup
+    with pytest.raises(error, match=match):
+        ev.build_system(f"tflite:{root / 'qat'}{options}")
+
+
+def test_tflite_system_needs_a_qat_folder(tflite_setup):
+    root, _ = tflite_setup
+    with pytest.raises(ValueError, match="'swin' model, not a QAT codec folder"):
+        ev.build_system(f"tflite:{MODEL}")
+    with pytest.raises(FileNotFoundError, match="no exported model"):
+        ev.build_system(f"tflite:{root / 'int'}")
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--channels", "awgn,rayleigh-block"], "cannot serve channel 'rayleigh-block'"),
+    (["--channels", "ofdm-tdl"], "cannot serve channel 'ofdm-tdl'"),
+    (["--snrs", "1,40"], "SNR 40 dB is outside the int8 SNR grid"),
+])
+def test_tflite_system_rejects_unsupported_channels(tflite_setup, tmp_path, extra, match):
+    root, spec = tflite_setup
+    with pytest.raises(ValueError, match=match):
+        ev.main(["--systems", spec, "--images", str(root / "images"), "--outdir",
+                 str(tmp_path / "out"), *extra])
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="with parameters"):
+        ev.build_system(spec).check(ev.Channel("awgn", {"precoding": True}), [1.0])
+
+
+def test_tflite_system_refuses_to_calibrate_on_the_test_images(tflite_setup, tmp_path):
+    """Default calibration: the bundled Kodak images, so evaluating on them needs another set."""
+    from fqliscs_tf.data import crop_to_size, load_image
+    root, spec = tflite_setup
+    kodak = tmp_path / "kodak"
+    kodak.mkdir()
+    shutil.copy(Path(ev.DEFAULT_IMAGES) / "kodim05.png", kodak)
+    with pytest.raises(ValueError, match=r"'kodim05.png' is the calibration image .*kodim05"):
+        ev.main(["--systems", f"tflite:{root / 'qat'},cache={tmp_path / 'cache'}", "--images",
+                 str(kodak), "--channels", "awgn", "--outdir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+    system = ev.build_system(f"tflite:{root / 'qat'}")
+    assert [Path(p).name for p in system.describe()["calibration"]] == sorted(
+        p.name for p in Path(ev.DEFAULT_IMAGES).iterdir())
+    crop = crop_to_size(load_image(str(kodak / "kodim05.png")), (256, 384))  # a centre crop
+    with pytest.raises(ValueError, match="calibrating on the test images is unfair"):
+        system.prepare([("crop.png", crop)])
+    system.prepare(ev.load_images(str(root / "images")))  # other images are fine
+    mixed = ev.build_system(f"tflite:{root / 'qat'},calibration={root / 'cal'};"
+                            f"{root / 'images' / 's21.png'}")
+    assert len(mixed.describe()["calibration"]) == 4
+    with pytest.raises(ValueError, match="'s21.png' is the calibration image"):
+        mixed.prepare(ev.load_images(str(root / "images")))

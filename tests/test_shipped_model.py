@@ -1,39 +1,77 @@
-"""The shipped weights load and reproduce their recorded PSNR; the demo runs end to end."""
+"""The shipped models reproduce their recorded PSNR; the demo runs end to end with them."""
 import json
+import math
 from pathlib import Path
 
 import pytest
 
 import fqliscs_tf
 from experiments import demo
-from experiments.ship import reference_psnr
+from experiments.ship import integer_reference_psnr, reference_psnr
 from fqliscs_tf.checkpoints import load_model, read_model_info
+from fqliscs_tf.engine import IntegerCodec
 
-PACKAGE = Path(fqliscs_tf.__file__).resolve().parent
-SHIPPED = PACKAGE / "weights" / "lite_c96_awgn"
-IMAGE = PACKAGE / "assets" / "kodak" / "kodim05.png"
+WEIGHTS = Path(fqliscs_tf.__file__).resolve().parent / "weights"
+IMAGE = "kodim05.png"
+KEYS = ("channel_none", "awgn_seed_1234")
 
 
-def test_shipped_model_reproduces_its_recorded_psnr():
-    stored = read_model_info(SHIPPED)["meta"]["reference_psnr"]
-    model = load_model(SHIPPED)
+@pytest.mark.parametrize("name,channel", [("lite_c96_awgn", "awgn"),
+                                          ("lite_c96_rayleigh", "rayleigh")])
+def test_shipped_float_model_reproduces_its_recorded_psnr(name, channel):
+    info = read_model_info(WEIGHTS / name)
+    stored = info["meta"]["reference_psnr"]
+    model = load_model(WEIGHTS / name)
+    assert info["channel_type"] == channel
     assert model.config.name == "lite" and model.cbr == pytest.approx(1 / 16)
     measured = reference_psnr(model)
-    assert measured["image"] == stored["image"] == IMAGE.name
-    for key in ("channel_none", "awgn_seed_1234"):
+    assert measured["image"] == stored["image"] == IMAGE
+    for key in KEYS:
         assert measured[key] == pytest.approx(stored[key], abs=0.05), key
     assert stored["channel_none"] > 20.0
 
 
-def test_demo_reduced_mode_with_shipped_model(tmp_path):
+def test_shipped_integer_codec_reproduces_its_recorded_psnr():
+    folder = WEIGHTS / "lite_c96_awgn_int"
+    codec = IntegerCodec(str(folder))
+    stored = codec.params.meta["reference_psnr"]
+    assert codec.config.name == "lite" and codec.cbr == pytest.approx(1 / 16)
+    measured = integer_reference_psnr(codec)
+    assert measured["image"] == stored["image"] == IMAGE
+    for key in KEYS:
+        assert measured[key] == pytest.approx(stored[key], abs=0.05), key
+    assert stored["channel_none"] > 20.0
+
+
+def _one_crop(folder, side=256):
+    """kodim05's centre ``side`` x ``side`` crop, alone in ``folder`` (the demo's reduced mode)."""
+    from PIL import Image
+    img = Image.open(Path(fqliscs_tf.__file__).resolve().parent / "assets" / "kodak" / IMAGE)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    folder.mkdir()
+    img.crop((left, top, left + side, top + side)).save(folder / IMAGE)
+    return folder
+
+
+def test_demo_reduced_mode_with_shipped_models(tmp_path):
+    """The default systems (integer codec, float codecs, separation, capacity) on one image
+    (a 256x256 crop) at two SNRs over AWGN, Rayleigh and OFDM-CDL: the integer codec uses
+    the integer channel on AWGN/Rayleigh and sends its int8 symbols through the float Sionna
+    OFDM link."""
     out = tmp_path / "out"
-    assert demo.main(["--max-images", "1", "--snrs", "1,13", "--channels", "awgn,rayleigh",
-                      "--outdir", str(out)]) == 0
-    records = json.loads((out / "demo_results.json").read_text())["records"]
-    assert len(records) == 4
-    by_key = {(r["channel"], r["snr_db"]): r["psnr"] for r in records}
-    # Graceful degradation: higher SNR never hurts by more than noise.
-    assert by_key[("awgn", 13.0)] > by_key[("awgn", 1.0)]
-    assert by_key[("awgn", 1.0)] > 18.0
-    for name in ("psnr_vs_snr.png", "ms_ssim_vs_snr.png", "reconstruction_grid.png"):
+    images = _one_crop(tmp_path / "images")
+    assert demo.main(["--images", str(images), "--snrs", "1,13", "--jobs", "1",
+                      "--channels", "awgn,rayleigh,ofdm-cdl", "--outdir", str(out)]) == 0
+    saved = json.loads((out / "demo_results.json").read_text())
+    psnr = {(r["kind"], r["channel"], r["snr_db"]): r["psnr"] for r in saved["records"]}
+    for ch in ("awgn", "rayleigh", "ofdm-cdl"):
+        for kind in ("int", "float"):  # graceful: better at 13 dB, and usable at 1 dB
+            assert psnr[(kind, ch, 13.0)] > psnr[(kind, ch, 1.0)] > 17.0, (kind, ch)
+    assert abs(psnr[("int", "awgn", 13.0)] - psnr[("float", "awgn", 13.0)]) < 1.0
+    for ch in ("awgn", "rayleigh"):  # the capacity bound is above the simulated separation link
+        for snr in (1.0, 13.0):
+            assert psnr[("capacity", ch, snr)] >= psnr[("separation", ch, snr)] - 0.05
+    assert all(math.isfinite(p) for p in psnr.values())
+    for name in saved["files"]:
         assert (out / name).stat().st_size > 1000
+    assert "reconstruction_grid.png" in saved["files"]
