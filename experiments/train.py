@@ -102,6 +102,11 @@ def build_parser():
                    help="side of the random square training crops [pixels] (DIV2K; a multiple "
                         "of the preset's size multiple, 128 for lite and div2k); CIFAR10 "
                         "images are used whole (32x32)")
+    g.add_argument("--time-budget", type=float, default=0,
+                   help="stop after this many wall-clock seconds of training, summed over all "
+                        "sittings of the run (checkpointed; 0 = no limit): the way to compare "
+                        "designs at equal CPU time. The learning-rate schedule still follows "
+                        "--steps")
     g.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     g.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                    help="constant rate, or cosine decay to 5%% of --lr at the last step")
@@ -197,6 +202,8 @@ def _resolve(args, parser):
             _fail(parser, f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.lr <= 0:
         _fail(parser, f"--lr must be positive, got {args.lr}")
+    if args.time_budget < 0:
+        _fail(parser, f"--time-budget must be >= 0 seconds, got {args.time_budget}")
     if args.steps is not None and args.epochs is not None:
         _fail(parser, "give --steps or --epochs, not both")
     if args.training and not args.train_dir:
@@ -237,7 +244,7 @@ def _run_config(args):
     keys = ["trainset", "testset", "distortion_metric", "channel_type", "channel_kwargs", "C",
             "multiple_snr", "model",
             "model_size", "batch_size", "crop", "lr", "lr_schedule", "warmup_steps", "steps",
-            "seed", "train_dir", "qat", "quant_spec_dict", "init_from"]
+            "seed", "train_dir", "qat", "quant_spec_dict", "init_from", "time_budget"]
     return {k: getattr(args, k) for k in keys}
 
 
@@ -450,10 +457,16 @@ def train(args, strategy):
     bar = tqdm(total=args.steps, initial=start_step, disable=args.quiet, dynamic_ncols=True,
                desc="train")
     t0, seen = time.time(), 0
+    spent0 = float(trainer.train_seconds.numpy())
     metrics_path = os.path.join(args.workdir, "metrics.jsonl")
     try:
         while trainer.current_step < args.steps:
+            if args.time_budget and spent0 + time.time() - t0 >= args.time_budget:
+                log.info("time budget of %.0f s reached at step %d", args.time_budget,
+                         trainer.current_step)
+                break
             loss, batch_psnr = trainer.train_step(next(it))
+            trainer.train_seconds.assign(spent0 + time.time() - t0)
             step, seen = trainer.current_step, seen + 1
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss):.2f}", psnr=f"{float(batch_psnr):.2f}")

@@ -119,6 +119,9 @@ class Trainer:
         self.optimizer = keras.optimizers.Adam(
             learning_rate_schedule(lr, lr_schedule, total_steps, warmup_steps, final_lr_ratio))
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        # Wall-clock seconds spent in train steps over all sittings (for --time-budget).
+        self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                         name="train_seconds")
         self._step_fn = tf.function(self._replica_step, jit_compile=jit_compile)
         self.jit_compile = jit_compile
 
@@ -163,7 +166,8 @@ class Trainer:
         return self._distributed_step(images)
 
     def checkpoint(self):
-        return tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+        return tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
+                                   train_seconds=self.train_seconds)
 
 
 def evaluate(model, images, snr_list, progress=None):

@@ -67,6 +67,22 @@ def test_train_resume_evaluate_json(dirs):
     assert len(records) == 1 and json.load(open(eval_json))["records"][0]["channel"] == "rayleigh"
 
 
+def test_time_budget_stops_and_adds_up_over_sittings(dirs):
+    """--time-budget stops a run early; the seconds spent are checkpointed, so a resumed run
+    gets only what is left of the budget."""
+    work = str(dirs["root"] / "budget")
+    base = ["--training", "--trainset", "DIV2K", "--model", "deepjscc", "--C", "96",
+            "--train-dir", dirs["train"], "--workdir", work, "--batch-size", "2", "--crop", "64",
+            "--no-jit", "--quiet", "--multiple-snr", "1,13", "--steps", "100000"]
+    cli.run([*base, "--time-budget", "1.5"])
+    log = open(os.path.join(work, "train.log")).read()
+    assert "time budget of 2 s reached" in log
+    steps = json.load(open(os.path.join(work, "export", "model.json")))["meta"]["steps"]
+    assert 0 < steps < 100000
+    cli.run([*base, "--time-budget", "1.5", "--resume"])  # budget already spent: no new step
+    assert json.load(open(os.path.join(work, "export", "model.json")))["meta"]["steps"] == steps
+
+
 def _fake_cifar(folder):
     batches = folder / "cifar-10-batches-py"
     batches.mkdir(parents=True)
@@ -98,6 +114,7 @@ def test_cifar_pickles_train_and_test(tmp_path):
     (["--channel-type", "ofdm-magic"], "invalid choice"),
     (["--batch-size", "0"], "batch-size"),
     (["--training"], "--train-dir"),
+    (["--time-budget", "-1"], "time-budget"),
 ])
 def test_bad_flags_exit_with_a_message(flags, message, capsys):
     with pytest.raises(SystemExit) as e:
