@@ -67,10 +67,12 @@ def test_symbols_are_quantized_before_the_channel(tiny_qat):
         assert np.abs(part).max() <= qat.spec.symbol_clip + 1e-6
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_gradients_reach_the_encoder(tiny_qat, mode):
+@pytest.mark.parametrize("channel,mode", [("awgn", m) for m in MODES] + [
+    ("rayleigh", "eager"), ("ofdm-tdl", "eager"), ("mimo", "eager")])
+def test_gradients_reach_the_encoder(tiny_qat, channel, mode):
+    """QAT trains end to end through the float Sionna links too (int8 symbols in)."""
     _, qat = tiny_qat
-    qat.set_channel("awgn")
+    qat.set_channel(channel)
     x = tf.constant(smooth_images(2, seed=5))
     variables = qat.encoder.trainable_weights
 
