@@ -119,6 +119,10 @@ def build_parser():
     g.add_argument("--init-from", default=None,
                    help="start training from these weights (an exported model folder or a "
                         "run folder), e.g. a fixed-SNR model for the SNR curriculum")
+    g.add_argument("--init-partial", action="store_true",
+                   help="with --init-from: start from a model of the same preset with another "
+                        "--C (e.g. C=32 from the shipped C=96 one): equal-shape weights are "
+                        "copied, the latent heads cut to their first C channels")
     g.add_argument("--qat", action="store_true",
                    help="quantization-aware fine-tuning: wrap the float Swin codec given by "
                         "--init-from with TF-MOT (int8 per-channel kernels, 8-bit activations, "
@@ -202,6 +206,8 @@ def _resolve(args, parser):
             _fail(parser, f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.lr <= 0:
         _fail(parser, f"--lr must be positive, got {args.lr}")
+    if args.init_partial and not args.init_from:
+        _fail(parser, "--init-partial needs --init-from")
     if args.time_budget < 0:
         _fail(parser, f"--time-budget must be >= 0 seconds, got {args.time_budget}")
     if args.steps is not None and args.epochs is not None:
@@ -244,7 +250,8 @@ def _run_config(args):
     keys = ["trainset", "testset", "distortion_metric", "channel_type", "channel_kwargs", "C",
             "multiple_snr", "model",
             "model_size", "batch_size", "crop", "lr", "lr_schedule", "warmup_steps", "steps",
-            "seed", "train_dir", "qat", "quant_spec_dict", "init_from", "time_budget"]
+            "seed", "train_dir", "qat", "quant_spec_dict", "init_from", "init_partial",
+            "time_budget"]
     return {k: getattr(args, k) for k in keys}
 
 
@@ -388,7 +395,8 @@ def train(args, strategy):
     import tensorflow as tf
     from tqdm import tqdm
 
-    from fqliscs_tf.checkpoints import MODEL_FILE, export_model, load_model, set_weights_checked
+    from fqliscs_tf.checkpoints import (MODEL_FILE, export_model, load_model,
+                                        set_matching_weights, set_weights_checked)
     from fqliscs_tf.registry import build_model, model_config
     from fqliscs_tf.training import Trainer, evaluate, steps_per_epoch
 
@@ -445,8 +453,15 @@ def train(args, strategy):
         src = args.init_from
         if not os.path.isfile(os.path.join(src, MODEL_FILE)):
             src = os.path.join(src, "export")  # a run folder holds its export there
-        set_weights_checked(model, load_model(src).get_weights(), source=args.init_from)
-        log.info("initialised weights from %s", args.init_from)
+        if args.init_partial:
+            sliced, skipped = set_matching_weights(model, load_model(src).get_weights(),
+                                                   source=args.init_from)
+            log.info("initialised weights from %s; cut to size: %s; left at their "
+                     "initialisation: %s", args.init_from, ", ".join(sliced) or "none",
+                     ", ".join(skipped) or "none")
+        else:
+            set_weights_checked(model, load_model(src).get_weights(), source=args.init_from)
+            log.info("initialised weights from %s", args.init_from)
     log.info("preset %s, %.2f M parameters, CBR %.4f, channel %s, SNRs %s, %d training images, "
              "batch %d, %s, XLA %s", cfg.name, model.count_params() / 1e6, cfg.cbr,
              args.channel_type, args.snr_list, num_images, args.batch_size,

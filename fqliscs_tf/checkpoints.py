@@ -79,3 +79,32 @@ def set_weights_checked(model, weights, source="checkpoint"):
             raise ValueError(f"{source} does not match preset {model.config.name!r}: weight "
                              f"{var.name} has shape {tuple(arr.shape)}, expected {tuple(var.shape)}")
     model.set_weights(weights)
+
+
+def set_matching_weights(model, weights, source="checkpoint"):
+    """Start ``model`` from ``weights`` of the same preset with another latent width ``C``.
+
+    The two weight lists correspond position by position; only the arrays that touch the
+    latent width differ in shape (the encoder head's output, the decoder head's input).
+    Arrays of equal shape are copied; a larger array of the same rank is cut to its leading
+    slice along the differing axes (the first ``C`` latent channels: a pruned head); others
+    keep their fresh initialisation.
+
+    Returns ``(sliced, skipped)``: variable names.
+    Raises ValueError when the weight counts differ (another preset or model family).
+    """
+    expected = model.weights
+    if len(expected) != len(weights):
+        raise ValueError(f"{source} has {len(weights)} weight arrays but preset "
+                         f"{model.config.name!r} needs {len(expected)}: not the same preset")
+    sliced, skipped = [], []
+    for var, arr in zip(expected, weights):
+        shape, src = tuple(var.shape), tuple(arr.shape)
+        if shape == src:
+            var.assign(arr)
+        elif len(shape) == len(src) and all(d <= s for d, s in zip(shape, src)):
+            var.assign(arr[tuple(slice(0, d) for d in shape)])
+            sliced.append(var.name)
+        else:
+            skipped.append(var.name)
+    return sliced, skipped

@@ -115,6 +115,7 @@ def test_cifar_pickles_train_and_test(tmp_path):
     (["--batch-size", "0"], "batch-size"),
     (["--training"], "--train-dir"),
     (["--time-budget", "-1"], "time-budget"),
+    (["--init-partial"], "--init-partial needs --init-from"),
 ])
 def test_bad_flags_exit_with_a_message(flags, message, capsys):
     with pytest.raises(SystemExit) as e:

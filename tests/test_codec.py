@@ -174,3 +174,18 @@ def test_loading_into_another_preset_fails_clearly(tmp_path):
 def test_presets_are_registered():
     assert {"lite", "div2k", "base", "cifar10"} <= set(PRESETS)
     assert get_config("lite", C=32).C == 32
+
+
+def test_a_model_with_another_C_starts_from_a_trained_one():
+    """set_matching_weights: equal shapes copied, latent heads cut to the first C channels."""
+    from conftest import tiny_codec_config
+    from fqliscs_tf.checkpoints import set_matching_weights
+    wide = JSCC(tiny_codec_config(), channel_type="none").build_for()
+    narrow = JSCC(tiny_codec_config().replace(C=4), channel_type="none").build_for()
+    sliced, skipped = set_matching_weights(narrow, wide.get_weights(), source="wide")
+    assert not skipped and len(sliced) == 3  # encoder head kernel + bias, decoder head kernel
+    for var, src in zip(narrow.weights, wide.get_weights()):
+        np.testing.assert_array_equal(var.numpy(), src[tuple(slice(0, d) for d in var.shape)])
+    other = JSCC(tiny_codec_config().replace(depths=(2, 2)), channel_type="none").build_for()
+    with pytest.raises(ValueError, match="not the same preset"):
+        set_matching_weights(other, wide.get_weights(), source="wide")
