@@ -27,8 +27,10 @@ Systems (``KIND:ARG[,KEY=VALUE...]``; the registry :data:`SYSTEMS`)
                                 fake-quantized simulation in float32.
     ``int:FOLDER``              an integer engine folder (``engine.json`` + ``engine.npz``);
                                 option ``jit=0|1``.
-    ``tflite:QAT_FOLDER``       a QAT codec folder run as integer-only TFLite (16x8 or int8),
-                                exported lazily per image shape and cached on disk; options
+    ``tflite:FOLDER``           a QAT codec folder or an integer engine folder (its QAT
+                                model rebuilt by ``qat_from_engine``) run as integer-only
+                                TFLite (16x8 or int8), exported lazily per image shape and
+                                cached on disk; options
                                 ``activations=int16|int8``, ``kernels=default|builtin|ref``,
                                 ``calibration=PATH[;PATH...]``, ``cache=DIR``; AWGN, Rayleigh
                                 and "none" only (:mod:`experiments.tflite_system`).
@@ -555,7 +557,7 @@ def _float_option(system, key, default):
 
 
 def _tflite_system(arg, options):
-    """``tflite:QAT_FOLDER`` (:class:`experiments.tflite_system.TFLiteSystem`, imported on use)."""
+    """``tflite:FOLDER`` (:class:`experiments.tflite_system.TFLiteSystem`, imported on use)."""
     from experiments.tflite_system import TFLiteSystem
     return TFLiteSystem(arg, options)
 
@@ -566,7 +568,7 @@ SYSTEMS = {"float": FloatSystem, "qat": QATSystem, "int": IntegerSystem,
 
 
 #: Kinds whose ``ARG`` is a model folder (or a shipped model name).
-_MODEL_KINDS = ("float", "qat", "int")
+_MODEL_KINDS = ("float", "qat", "int", "tflite")
 
 
 def register_system(kind, factory, replace=False):
@@ -623,7 +625,7 @@ def resolve_model_dir(arg):
 def build_system(text):
     """The runner of a system spec (see :func:`parse_system_spec`), named after the spec.
 
-    Model kinds (float, qat, int) also take the name of a shipped model as ``ARG``
+    Model kinds (float, qat, int, tflite) also take the name of a shipped model as ``ARG``
     (:func:`resolve_model_dir`).
     """
     kind, arg, options = parse_system_spec(text)
@@ -995,7 +997,7 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="fqliscs-evaluate", description=__doc__.split("\n\n")[0],
         epilog="System specs: float:FOLDER | qat:FOLDER | int:FOLDER[,jit=0|1] | "
-               "tflite:QAT_FOLDER[,activations=int16|int8][,kernels=default|builtin|ref]"
+               "tflite:QAT_OR_ENGINE_FOLDER[,activations=int16|int8][,kernels=default|builtin|ref]"
                "[,calibration=PATH;PATH...][,cache=DIR] | separation:CODEC|best[,mcs=I]"
                "[,table=1|2][,margin=DB] | capacity:CODEC|best; each may add ,label=TEXT. "
                "Codecs: jpeg, jpeg2000, webp, avif, jpegxl, heif. See the module docstring "

@@ -2,9 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """The ``tflite`` system kind of ``fqliscs-evaluate``: a QAT codec run as integer-only TFLite.
 
-Spec: ``tflite:QAT_FOLDER[,activations=int16|int8][,kernels=default|builtin|ref]
-[,calibration=PATH[;PATH...]][,cache=DIR][,label=TEXT]``, where ``QAT_FOLDER`` is a
-:func:`fqliscs_tf.quant.qat.save_qat` folder (the ``export`` folder of ``fqliscs-train --qat``).
+Spec: ``tflite:FOLDER[,activations=int16|int8][,kernels=default|builtin|ref]
+[,calibration=PATH[;PATH...]][,cache=DIR][,label=TEXT]``, where ``FOLDER`` is a
+:func:`fqliscs_tf.quant.qat.save_qat` folder (the ``export`` folder of ``fqliscs-train --qat``)
+or an integer engine folder (``engine.json`` + ``engine.npz``, e.g. the shipped
+``lite_c96_awgn_int``, also by name), whose QAT model is rebuilt with
+:func:`fqliscs_tf.engine.qat_from_engine` (same integer parameters).
 Each image runs encoder.tflite -> the engine's integer channel -> decoder.tflite
 (:class:`fqliscs_tf.engine.tflite.TFLiteCodec`: the SNR grid, pixel rounding and channel seeds
 of the ``int`` system, so both see the same noise).
@@ -28,12 +31,14 @@ Options
 
 A TFLite model has one input size (batch 1): the system exports lazily, once per image shape
 it meets (Kodak: 768x512 and 512x768; minutes each at that size), into
-``CACHE/PRESET-WxH-ACTIVATIONS-KEY``. ``KEY`` hashes the QAT folder's files, the shape, the
+``CACHE/PRESET-WxH-ACTIVATIONS-KEY``. ``KEY`` hashes the model folder's files, the shape, the
 activations, the calibration files' bytes, the decoder calibration channel and the exporter
-source (``fqliscs_tf/engine/tflite.py``), so later runs reuse a folder only when nothing
-changed. Every export is checked with :func:`~fqliscs_tf.engine.tflite.check_integer_only`;
+source (``fqliscs_tf/engine/tflite.py``; for an engine folder also
+``fqliscs_tf/engine/to_qat.py``), so later runs reuse a folder only when nothing changed.
+Every export is checked with :func:`~fqliscs_tf.engine.tflite.check_integer_only`;
 ``describe()["runtime"]["exports"]`` records per shape (``"WxH"``) the folder, whether it was
-reused, the export time [s] and the checks (``--resume`` ignores ``runtime``).
+reused, the export time [s] and the checks (``--resume`` ignores ``runtime``); ``describe()``
+names the model folder ``qat_dir`` or ``engine_dir``.
 
 Channels: ``awgn`` and ``rayleigh`` (the engine's integer channels) and ``none``, without
 channel parameters; others are a ``ValueError``. SNRs must lie on the int8 SNR grid
@@ -82,13 +87,29 @@ def _fit(image, height, width):
     return image.astype(np.float32) / 255.0
 
 
+def _read_info(arg):
+    """``model.json`` of a QAT folder, or the equivalent fields of an engine folder's
+    ``engine.json`` (family ``swin-int``)."""
+    from fqliscs_tf.checkpoints import read_model_info
+    from fqliscs_tf.engine.export import ENGINE_FILE
+    from fqliscs_tf.presets import CodecConfig
+    path = os.path.join(arg, ENGINE_FILE)
+    if not os.path.isfile(path):
+        return read_model_info(arg)  # FileNotFoundError naming a missing folder
+    with open(path) as f:
+        info = json.load(f)
+    return {"family": info.get("family"), "config": info["config"], "quant": info["quant"],
+            "channel_type": info.get("meta", {}).get("channel_type", "awgn"),
+            "cbr": CodecConfig.from_dict(info["config"]).cbr}
+
+
 class TFLiteSystem(System):
-    """A QAT codec folder exported to integer-only TFLite per image shape (module docstring)."""
+    """A QAT codec (or engine) folder exported to integer-only TFLite per image shape
+    (module docstring)."""
     kind = "tflite"
     options = ("label", "activations", "kernels", "calibration", "cache")
 
     def __init__(self, arg, options):
-        from fqliscs_tf.checkpoints import read_model_info
         from fqliscs_tf.data import load_image
         from fqliscs_tf.presets import CodecConfig
         from fqliscs_tf.quant.fakequant import QuantSpec
@@ -99,11 +120,13 @@ class TFLiteSystem(System):
                 raise ValueError(f"system {self.name!r}: option {key}={value!r} is not one of "
                                  f"{', '.join(allowed)}")
         self.activations, self.kernels = self.opts["activations"], self.opts["kernels"]
-        self.info = read_model_info(arg)  # FileNotFoundError naming a missing folder
-        if self.info.get("family") != "swin-qat":
+        self.info = _read_info(arg)
+        self.engine = self.info.get("family") == "swin-int"
+        if self.info.get("family") not in ("swin-qat", "swin-int"):
             raise ValueError(f"system {self.name!r}: {arg!r} holds a "
                              f"{self.info.get('family', 'swin')!r} model, not a QAT codec "
-                             "folder (save_qat / fqliscs-train --qat export)")
+                             "folder (save_qat / fqliscs-train --qat export) or an integer "
+                             "engine folder")
         self.config = CodecConfig.from_dict(self.info["config"])
         self.spec = QuantSpec.from_dict(self.info["quant"])
         self.cbr, self.size_multiple = float(self.info["cbr"]), int(self.config.size_multiple)
@@ -119,6 +142,10 @@ class TFLiteSystem(System):
             os.path.join(arg, n) for n in os.listdir(arg) if os.path.isfile(os.path.join(arg, n))))
         self._qat, self._folders, self._codecs, self._fair = None, {}, {}, set()
         self.exports = {}
+
+    @property
+    def _dir_key(self):
+        return "engine_dir" if self.engine else "qat_dir"
 
     def _calibration_files(self, text):
         from fqliscs_tf.data import list_images
@@ -188,6 +215,9 @@ class TFLiteSystem(System):
         key = {"model": self._model_digest, "shape": [height, width],
                "activations": self.activations, "calibration": _digest(self.calibration),
                "channel": self.export_channel, "exporter": _digest([tfl.__file__])}
+        if self.engine:
+            from fqliscs_tf.engine import to_qat
+            key["converter"] = _digest([to_qat.__file__])
         digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         folder = os.path.join(self.cache, f"{self.config.name}-{width}x{height}-"
                                           f"{self.activations}-{digest}")
@@ -196,7 +226,10 @@ class TFLiteSystem(System):
         if not reused:
             print(f"{self.name}: exporting TFLite models for {width}x{height} to {folder}",
                   file=sys.stderr, flush=True)
-            if self._qat is None:
+            if self._qat is None and self.engine:
+                from fqliscs_tf.engine.to_qat import qat_from_engine
+                self._qat = qat_from_engine(self.arg)
+            elif self._qat is None:
                 from fqliscs_tf.quant.qat import load_qat
                 self._qat = load_qat(self.arg)
             os.makedirs(self.cache, exist_ok=True)
@@ -210,7 +243,7 @@ class TFLiteSystem(System):
                                   options=tfl.TwinOptions(activations=self.activations))
                 with open(os.path.join(tmp, _RECORD), "w") as f:
                     json.dump({"key": key, "export_seconds": time.perf_counter() - start,
-                               "qat_dir": os.path.abspath(self.arg),
+                               self._dir_key: os.path.abspath(self.arg),
                                "calibration": self.calibration}, f, indent=1)
                 shutil.rmtree(folder, ignore_errors=True)  # an unfinished export
                 os.rename(tmp, folder)
@@ -254,7 +287,7 @@ class TFLiteSystem(System):
         return {"x_hat": x_hat[0]}
 
     def describe(self):
-        return {**super().describe(), "qat_dir": os.path.abspath(self.arg),
+        return {**super().describe(), self._dir_key: os.path.abspath(self.arg),
                 "preset": self.config.name, "trained_channel": self.info.get("channel_type"),
                 "activations": self.activations, "kernels": self.kernels,
                 "calibration": self.calibration, "export_channel": self.export_channel,

@@ -439,12 +439,32 @@ def test_tflite_system_rejects_bad_options(tflite_setup, options, error, match):
         ev.build_system(f"tflite:{root / 'qat'}{options}")
 
 
-def test_tflite_system_needs_a_qat_folder(tflite_setup):
-    root, _ = tflite_setup
+def test_tflite_system_needs_a_qat_or_engine_folder(tmp_path):
     with pytest.raises(ValueError, match="'swin' model, not a QAT codec folder"):
         ev.build_system(f"tflite:{MODEL}")
     with pytest.raises(FileNotFoundError, match="no exported model"):
-        ev.build_system(f"tflite:{root / 'int'}")
+        ev.build_system(f"tflite:{tmp_path}")
+
+
+def test_tflite_system_takes_an_engine_folder(tflite_setup, tflite_run):
+    """An engine folder: its QAT model comes from qat_from_engine; same PSNR as the int
+    system of the same engine, on the same noise."""
+    root, _ = tflite_setup
+    system = ev.build_system(f"tflite:{root / 'int'},calibration={root / 'cal'},"
+                             f"cache={root / 'cache'}")
+    assert system.engine and system.describe()["engine_dir"] == str(root / "int")
+    system.configure(system.cbr, "crop")
+    seed = ev.build_parser().parse_args([]).seed
+    records, _ = ev.run_cell(system, ev.Channel("awgn"), 13.0,
+                             ev.load_images(str(root / "images")), seed=seed)
+    engine = {r["image"]: r for r in tflite_run["per_image"]
+              if r["kind"] == "int" and r["snr_db"] == 13.0}
+    assert len(records) == len(engine) == 2
+    for r in records:
+        assert r["seed"] == engine[r["image"]]["seed"]
+        assert r["psnr"] == pytest.approx(engine[r["image"]]["psnr"], abs=TFLITE_TOLERANCE_DB)
+    export = system.describe()["runtime"]["exports"]["32x32"]
+    assert not export["reused"] and export["integer_only"]
 
 
 @pytest.mark.parametrize("extra,match", [
