@@ -15,13 +15,31 @@ from fqliscs_tf.quant.fixedpoint import multiply_by_quantized_multiplier
 from fqliscs_tf.swin import (relative_position_index, shifted_window_separation,
                              window_partition, window_reverse)
 
-__all__ = ["linear", "requantize", "clip_bits", "layer_forward"]
+__all__ = ["int_matmul", "linear", "requantize", "clip_bits", "layer_forward"]
 
 
-def linear(x, w, b=None):
-    """``x @ w + b`` in int32: x ``[..., in]`` int32, w ``[in, out]`` int8, b ``[out]`` int32."""
+def int_matmul(a, b, bits_a, bits_b, transpose_b=False):
+    """``a @ b`` with int32 accumulation; ``a``, ``b`` int32 tensors holding ``bits``-wide values.
+
+    When both operands fit in int8 they are cast to int8 and multiplied with an int32 output
+    (exact; under XLA as fast as a float32 matmul, while an int32 x int32 matmul is 2-8x
+    slower on x86 CPUs: ``experiments/profile_engine.py``). Otherwise an int32 matmul.
+    """
+    if bits_a <= 8 and bits_b <= 8:
+        return tf.linalg.matmul(tf.cast(a, tf.int8), tf.cast(b, tf.int8),
+                                transpose_b=transpose_b, output_type=tf.int32)
+    return tf.matmul(a, b, transpose_b=transpose_b)
+
+
+def linear(x, w, b=None, x_bits=32):
+    """``x @ w + b`` in int32: x ``[..., in]`` int32 holding ``x_bits``-wide values, w
+    ``[in, out]`` int8, b ``[out]`` int32."""
     shape = tf.shape(x)
-    acc = tf.matmul(tf.reshape(x, [-1, w.shape[0]]), tf.constant(w.astype(np.int32)))
+    x2 = tf.reshape(x, [-1, w.shape[0]])
+    if x_bits <= 8:
+        acc = int_matmul(x2, tf.constant(w.astype(np.int8)), x_bits, 8)
+    else:
+        acc = tf.matmul(x2, tf.constant(w.astype(np.int32)))
     if b is not None:
         acc = acc + tf.constant(b.astype(np.int32))
     return tf.reshape(acc, tf.concat([shape[:-1], [w.shape[1]]], 0))
@@ -58,24 +76,25 @@ def _attention(windows, a, s, spec, separation):
     heads, n = s["heads"], s["window"] ** 2
     dim = a["wqkv"].shape[1] // 3
     hd = dim // heads
-    qkv = requantize(linear(windows, a["wqkv"], a["bqkv"]), a["m_qkv"], spec.act_bits)
+    ab = spec.act_bits
+    qkv = requantize(linear(windows, a["wqkv"], a["bqkv"], ab), a["m_qkv"], ab)
     qkv = tf.transpose(tf.reshape(qkv, [-1, n, 3, heads, hd]), [2, 0, 3, 1, 4])
     index = relative_position_index(s["window"]).reshape(-1)
     bias = tf.gather(tf.constant(a["rel_table"]), index)  # [N*N, heads]
     bias = tf.transpose(tf.reshape(bias, [n, n, heads]), [2, 0, 1])
-    logits = tf.matmul(qkv[0], qkv[1], transpose_b=True) + bias[None]
+    logits = int_matmul(qkv[0], qkv[1], ab, ab, transpose_b=True) + bias[None]
     if separation is not None:
         num_windows = tf.shape(separation)[0]
         logits = tf.reshape(logits, [-1, num_windows, heads, n, n])
         mask = tf.where(separation, tf.constant(int(a["mask"]), tf.int32), 0)
         logits = tf.reshape(logits + mask[None, :, None], [-1, heads, n, n])
     attn, _ = intops.int_softmax(logits, s["logit"], method=spec.softmax, bits=spec.act_bits)
-    out = tf.transpose(tf.matmul(attn, qkv[2]), [0, 2, 1, 3])
+    out = tf.transpose(int_matmul(attn, qkv[2], ab, ab), [0, 2, 1, 3])  # attn in [0, 2**(ab-1))
     out = tf.reshape(out, [-1, n, dim])
     # attn (grid 2**-(bits-1)) @ v -> the "attn" grid.
     m = _scalar_mult(2.0 ** -(spec.act_bits - 1) * s["v"] / s["attn"])
     out = requantize(out, m, spec.act_bits)
-    return requantize(linear(out, a["wproj"], a["bproj"]), a["m_proj"], spec.residual_bits)
+    return requantize(linear(out, a["wproj"], a["bproj"], ab), a["m_proj"], spec.residual_bits)
 
 
 def _scalar_mult(real):
@@ -100,22 +119,22 @@ def swin_block(x, a, s, spec):
         y = tf.roll(y, shift=[sh, sh], axis=[1, 2])
     x = clip_bits(requantize(x, a["m_res1"], 32) + y, rb)
     y = _layer_norm(x, s["mid"], s["norm2_gamma"], s["norm2_beta"], s["norm2"], spec)
-    hidden = requantize(linear(y, a["w1"], a["b1"]), a["m_fc1"], spec.act_bits)
+    hidden = requantize(linear(y, a["w1"], a["b1"], spec.act_bits), a["m_fc1"], spec.act_bits)
     g, g_scale = intops.int_gelu(hidden, s["fc1"], method=spec.gelu)
     g = requantize(g, _scalar_mult(g_scale / s["gelu"]), spec.act_bits)
-    y = requantize(linear(g, a["w2"], a["b2"]), a["m_fc2"], 32)
+    y = requantize(linear(g, a["w2"], a["b2"], spec.act_bits), a["m_fc2"], 32)
     return clip_bits(requantize(x, a["m_res2"], 32) + y, rb)
 
 
 def patch_merging(x, a, s, spec):
     x = tf.nn.space_to_depth(x, 2)
     y = _layer_norm(x, s["in"], s["norm_gamma"], s["norm_beta"], s["norm"], spec)
-    return requantize(linear(y, a["w"]), a["m_out"], spec.residual_bits)
+    return requantize(linear(y, a["w"], x_bits=spec.act_bits), a["m_out"], spec.residual_bits)
 
 
 def patch_reverse_merging(x, a, s, spec):
     y = _layer_norm(x, s["in"], s["norm_gamma"], s["norm_beta"], s["norm"], spec)
-    y = linear(y, a["w"])
+    y = linear(y, a["w"], x_bits=spec.act_bits)
     if s["image_output"]:  # uint8 pixels
         y = multiply_by_quantized_multiplier(y, a["m_out"][0], a["m_out"][1])
         return tf.nn.depth_to_space(tf.clip_by_value(y, 0, 255), s["factor"])
