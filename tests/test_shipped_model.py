@@ -16,14 +16,15 @@ IMAGE = "kodim05.png"
 KEYS = ("channel_none", "awgn_seed_1234")
 
 
-@pytest.mark.parametrize("name,channel", [("lite_c96_awgn", "awgn"),
-                                          ("lite_c96_rayleigh", "rayleigh")])
-def test_shipped_float_model_reproduces_its_recorded_psnr(name, channel):
+@pytest.mark.parametrize("name,channel,family", [("lite_c96_awgn", "awgn", "lite"),
+                                                 ("lite_c96_rayleigh", "rayleigh", "lite"),
+                                                 ("deepjscc_c96_awgn", "awgn", "deepjscc")])
+def test_shipped_float_model_reproduces_its_recorded_psnr(name, channel, family):
     info = read_model_info(WEIGHTS / name)
     stored = info["meta"]["reference_psnr"]
     model = load_model(WEIGHTS / name)
     assert info["channel_type"] == channel
-    assert model.config.name == "lite" and model.cbr == pytest.approx(1 / 16)
+    assert model.config.name == family and model.cbr == pytest.approx(1 / 16)
     measured = reference_psnr(model)
     assert measured["image"] == stored["image"] == IMAGE
     for key in KEYS:
