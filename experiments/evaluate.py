@@ -213,8 +213,8 @@ class FloatSystem(System):
         self.size_multiple = int(cfg.size_multiple)
         self.family = self.info.get("family", "swin")
         if self.label is None:
-            self.label = (f"{cfg.name} {self.family} "
-                          f"({channel_label(self.info['channel_type'])}-trained)")
+            name = cfg.name if cfg.name == self.family else f"{cfg.name} {self.family}"
+            self.label = f"{name} ({channel_label(self.info['channel_type'])}-trained)"
         self._forward = None
 
     @staticmethod

@@ -505,3 +505,25 @@ def test_tflite_system_refuses_to_calibrate_on_the_test_images(tflite_setup, tmp
     assert len(mixed.describe()["calibration"]) == 4
     with pytest.raises(ValueError, match="'s21.png' is the calibration image"):
         mixed.prepare(ev.load_images(str(root / "images")))
+
+
+def test_plot_results_merges_result_files(tmp_path):
+    """experiments.plot_results draws systems from several result files in one figure."""
+    from experiments import plot_results
+
+    def result(system, kind, values):
+        return {"records": [{"system": system, "label": system, "kind": kind, "channel": "awgn",
+                             "snr_db": snr, "cbr": 1 / 16, "psnr": v, "ms_ssim": 0.9}
+                            for snr, v in zip((1.0, 13.0), values)]}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(result("int:x", "int", (25.0, 27.0))))
+    b.write_text(json.dumps({"records": result("int:x", "int", (0.0, 0.0))["records"]
+                             + result("capacity:best", "capacity", (29.0, 35.0))["records"]}))
+    merged = plot_results.merge_records([str(a), str(b)])
+    assert [(r["system"], r["psnr"]) for r in merged] == [
+        ("int:x", 25.0), ("int:x", 27.0), ("capacity:best", 29.0), ("capacity:best", 35.0)]
+    out = tmp_path / "fig.png"
+    assert plot_results.main([str(a), str(b), "--output", str(out)]) == 0
+    assert out.stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        plot_results.main([str(a), "--channel", "rayleigh", "--output", str(out)])

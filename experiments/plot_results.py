@@ -1,0 +1,73 @@
+"""One PSNR (or MS-SSIM) vs SNR figure from several ``fqliscs-evaluate`` result files.
+
+Systems evaluated in separate runs (e.g. the integer codec, the baselines, Deep JSCC) are
+drawn together, one figure per channel; capacity bounds and, at CBR 1/16, WITT's published
+curve are dashed. A (system, channel) pair found in several files is taken from the first.
+
+    python -m experiments.plot_results experiments/results/kodak_int.json \\
+        experiments/results/kodak_baselines.json --channel awgn --output docs/img/kodak_awgn.png
+"""
+import argparse
+import json
+
+from experiments.evaluate import WITT_REFERENCE_KEYS, channel_label
+
+
+def merge_records(paths):
+    """Averaged records of every result file, first file first; duplicates dropped."""
+    seen, merged = set(), []
+    for path in paths:
+        try:
+            with open(path) as f:
+                records = json.load(f)["records"]
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"{path}: not a readable fqliscs-evaluate result file ({e})") from e
+        for r in records:
+            key = (r["system"], r["channel"], r["snr_db"])
+            if key not in seen:
+                seen.add(key)
+                merged.append(r)
+    return merged
+
+
+def plot(paths, channel, output, metric="psnr", title=None, exclude=()):
+    """Draw ``metric`` against SNR for ``channel`` from the result files; returns the path."""
+    from fqliscs_tf import plotting
+    records = [r for r in merge_records(paths) if r["channel"] == channel
+               and not any(x in r["system"] for x in exclude)]
+    if not records:
+        raise ValueError(f"no record for channel {channel!r} in {list(paths)}")
+    lines, refs = [], []
+    for system in dict.fromkeys(r["system"] for r in records):
+        rows = sorted((r for r in records if r["system"] == system), key=lambda r: r["snr_db"])
+        curve = {"label": rows[0]["label"], "snr_db": [r["snr_db"] for r in rows],
+                 "values": [r[metric] for r in rows]}
+        (refs if rows[0]["kind"] == "capacity" else lines).append(curve)
+    key = WITT_REFERENCE_KEYS.get(channel)
+    if metric == "psnr" and key and any(abs(r["cbr"] - 1 / 16) < 1e-9 for r in records):
+        refs.append(plotting.WITT_REFERENCES[key])
+    return plotting.plot_metric_vs_snr(lines, output, metric,
+                                       title or f"{channel_label(channel)}", refs)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("results", nargs="+", help="results.json files of fqliscs-evaluate")
+    p.add_argument("--channel", default="awgn", help="channel type to draw")
+    p.add_argument("--metric", choices=["psnr", "ms_ssim"], default="psnr")
+    p.add_argument("--exclude", default="",
+                   help="comma-separated substrings: systems whose spec contains one are left out")
+    p.add_argument("--title", default=None, help="figure title (default: the channel)")
+    p.add_argument("--output", required=True, help="PNG file to write")
+    args = p.parse_args(argv)
+    exclude = tuple(x for x in args.exclude.split(",") if x)
+    try:
+        print(plot(args.results, args.channel, args.output, args.metric, args.title, exclude))
+    except ValueError as e:
+        p.error(str(e))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
