@@ -30,8 +30,11 @@ def merge_records(paths):
     return merged
 
 
-def plot(paths, channel, output, metric="psnr", title=None, exclude=()):
-    """Draw ``metric`` against SNR for ``channel`` from the result files; returns the path."""
+def plot(paths, channel, output, metric="psnr", title=None, exclude=(), labels=None):
+    """Draw ``metric`` against SNR for ``channel`` from the result files; returns the path.
+
+    ``labels`` maps system specs to legend labels (default: the records' labels)."""
+    labels = labels or {}
     from fqliscs_tf import plotting
     records = [r for r in merge_records(paths) if r["channel"] == channel
                and not any(x in r["system"] for x in exclude)]
@@ -40,7 +43,7 @@ def plot(paths, channel, output, metric="psnr", title=None, exclude=()):
     lines, refs = [], []
     for system in dict.fromkeys(r["system"] for r in records):
         rows = sorted((r for r in records if r["system"] == system), key=lambda r: r["snr_db"])
-        curve = {"label": rows[0]["label"], "snr_db": [r["snr_db"] for r in rows],
+        curve = {"label": labels.get(system, rows[0]["label"]), "snr_db": [r["snr_db"] for r in rows],
                  "values": [r[metric] for r in rows]}
         (refs if rows[0]["kind"] == "capacity" else lines).append(curve)
     key = WITT_REFERENCE_KEYS.get(channel)
@@ -58,12 +61,19 @@ def main(argv=None):
     p.add_argument("--metric", choices=["psnr", "ms_ssim"], default="psnr")
     p.add_argument("--exclude", default="",
                    help="comma-separated substrings: systems whose spec contains one are left out")
+    p.add_argument("--label", action="append", default=[], metavar="SYSTEM=TEXT",
+                   help="legend label of a system spec (repeatable)")
     p.add_argument("--title", default=None, help="figure title (default: the channel)")
     p.add_argument("--output", required=True, help="PNG file to write")
     args = p.parse_args(argv)
     exclude = tuple(x for x in args.exclude.split(",") if x)
+    bad = [x for x in args.label if "=" not in x]
+    if bad:
+        p.error(f"--label needs SYSTEM=TEXT, got {bad[0]!r}")
+    labels = dict(x.split("=", 1) for x in args.label)
     try:
-        print(plot(args.results, args.channel, args.output, args.metric, args.title, exclude))
+        print(plot(args.results, args.channel, args.output, args.metric, args.title, exclude,
+                   labels))
     except ValueError as e:
         p.error(str(e))
     return 0
