@@ -18,9 +18,16 @@ Systems (``KIND:ARG[,KEY=VALUE...]``; the registry :data:`SYSTEMS`)
                                 codec name (jpeg, jpeg2000, webp, avif, jpegxl, heif) or
                                 ``best``: per image, the codec with the highest PSNR within the
                                 payload of the chosen MCS (a choice the transmitter can make).
+                                AWGN/Rayleigh: the MCS from the stored threshold table. OFDM
+                                and MIMO links: the QAM symbols go through the same link as the
+                                JSCC symbols (``--channel-config`` parameters included) and the
+                                MCS is the genie search (``transmit_image_genie``): the best MCS
+                                that decodes on the image's channel realization, an upper bound
+                                on real link adaptation.
                                 Options ``mcs=I`` (fixed MCS index, ``transmit_image``),
-                                ``table=1|2`` (38.214 MCS table), ``margin=DB`` (adaptive MCS
-                                margin).
+                                ``table=1|2`` (38.214 MCS table), ``margin=DB`` (threshold-table
+                                margin, AWGN/Rayleigh), ``window=DB`` (genie search window above
+                                the realization's effective SNR, default 3).
     ``capacity:CODEC``          the codec within ``k C(SNR)`` bits ("BPG + capacity" for
                                 ``heif``), ``phy.bounds``; an upper bound, drawn dashed.
     ``qat:FOLDER``              a QAT codec folder (``fqliscs-train --qat`` export), the
@@ -37,10 +44,14 @@ Systems (``KIND:ARG[,KEY=VALUE...]``; the registry :data:`SYSTEMS`)
     Every kind takes ``label=TEXT``. Other modules add kinds with :func:`register_system`.
 
 Separation and capacity systems use ``k = round(CBR * 3 * H * W)`` complex channel uses
-per image, with ``--cbr`` (default: the CBR of the JSCC models, else 1/16). They serve
-the channels "awgn", "rayleigh" (= "rayleigh-fast"; capacity: ergodic) and, for
-separation, "rayleigh-block", without channel parameters, at SNRs up to 40 dB (the top
-of the stored MCS threshold search); anything else is a ``ValueError``.
+per image (on OFDM links: data resource elements, as for the JSCC latent; pilots are
+overhead of the link), with ``--cbr`` (default: the CBR of the JSCC models, else 1/16).
+They serve the channels "awgn", "rayleigh" (= "rayleigh-fast"; capacity: ergodic) and,
+for separation, "rayleigh-block", without channel parameters, at SNRs up to 40 dB (the
+top of the stored MCS threshold search); separation also serves the OFDM and MIMO links
+("ofdm-rayleigh", "ofdm-tdl", "ofdm-cdl", "ofdm-umi", "ofdm-uma", "mimo",
+"mimo-ofdm-cdl", with their parameters); anything else (capacity on OFDM/MIMO, "none")
+is a ``ValueError``.
 
 Seeds: image ``i`` at repeat ``r`` of cell (channel, SNR) uses the seed
 :func:`cell_seed` ``(--seed, channel, SNR, image name, r)`` for every system (common
@@ -427,7 +438,10 @@ class _DigitalSystem(System):
             raise ValueError(
                 f"system {self.name!r} cannot serve channel {channel.type!r}"
                 f"{' with parameters ' + repr(channel.kwargs) if channel.kwargs else ''}; "
-                f"it supports {', '.join(self._channels)} (no channel parameters)")
+                f"{self._supported()}")
+
+    def _supported(self):
+        return f"it supports {', '.join(self._channels)} (no channel parameters)"
 
     def _fallback(self, image, status, **info):
         from phy.separation import fallback_image
@@ -438,9 +452,15 @@ class _DigitalSystem(System):
 
 
 class SeparationSystem(_DigitalSystem):
-    """Codec + 5G NR LDPC + QAM (ideal adaptive MCS, or a fixed MCS with ``mcs=I``)."""
+    """Codec + 5G NR LDPC + QAM (ideal adaptive MCS, or a fixed MCS with ``mcs=I``).
+
+    AWGN and Rayleigh: the adaptive MCS comes from the stored threshold table. OFDM and
+    MIMO links (``phy.separation.GENIE_CHANNELS``, with the ``--channel-config``
+    parameters of the JSCC models): the genie search on the image's channel realization
+    (``phy.separation.transmit_image_genie``), an upper bound on real link adaptation.
+    """
     kind = "separation"
-    options = ("label", "mcs", "table", "margin")
+    options = ("label", "mcs", "table", "margin", "window")
 
     def __init__(self, arg, options):
         from phy.separation import LINK_CHANNELS, MCS_TABLES, get_mcs
@@ -451,6 +471,10 @@ class SeparationSystem(_DigitalSystem):
             raise ValueError(f"system {self.name!r}: unknown MCS table {self.table}; valid "
                              f"tables: {', '.join(map(str, MCS_TABLES))}")
         self.margin_db = _float_option(self, "margin", 0.0)
+        self.window_db = _float_option(self, "window", 3.0)
+        if self.window_db < 0:
+            raise ValueError(f"system {self.name!r}: option window={self.window_db:g} must be "
+                             ">= 0 dB")
         self.mcs = None
         if "mcs" in self.opts:
             self.mcs = get_mcs(_int_option(self, "mcs", None), self.table)
@@ -459,13 +483,32 @@ class SeparationSystem(_DigitalSystem):
             self.label = f"{self.codec_name} + 5G LDPC/QAM, {mode}"
 
     def check(self, channel, snr_list):
-        super().check(channel, snr_list)
-        top = _max_link_snr_db()
-        bad = [s for s in snr_list if s > top]
-        if bad:
+        from phy import validate_channel_config
+        from phy.separation import GENIE_CHANNELS
+        if channel.type not in GENIE_CHANNELS:
+            super().check(channel, snr_list)
+            top = _max_link_snr_db()
+            bad = [s for s in snr_list if s > top]
+            if bad:
+                raise ValueError(
+                    f"system {self.name!r} cannot serve SNR {bad[0]:g} dB: the LDPC/QAM link "
+                    f"and its stored MCS threshold table cover SNRs up to {top:g} dB")
+            return
+        try:
+            validate_channel_config(channel.type, channel.kwargs)
+        except ValueError as e:
+            raise ValueError(f"system {self.name!r} cannot serve channel {channel.type!r}: "
+                             f"{e}") from None
+        if self.margin_db and self.mcs is None:
             raise ValueError(
-                f"system {self.name!r} cannot serve SNR {bad[0]:g} dB: the LDPC/QAM link and "
-                f"its stored MCS threshold table cover SNRs up to {top:g} dB")
+                f"system {self.name!r}: option margin applies to the MCS threshold tables "
+                f"(AWGN, Rayleigh); on {channel.type!r} the adaptive MCS is the genie search "
+                "(option window)")
+
+    def _supported(self):
+        from phy.separation import GENIE_CHANNELS, THRESHOLD_CHANNELS
+        return (f"it supports {', '.join(THRESHOLD_CHANNELS)} (no channel parameters) and the "
+                f"OFDM/MIMO links {', '.join(GENIE_CHANNELS)} (with their parameters)")
 
     def _result(self, out):
         mcs = out.get("mcs")
@@ -478,7 +521,7 @@ class SeparationSystem(_DigitalSystem):
     def transmit(self, image, snr_db, seed):
         from phy import separation
         k = channel_uses(image.shape, self.cbr)
-        ch = self.channel.type
+        ch, params = self.channel.type, self.channel.kwargs
         if self.mcs is not None:
             budget = separation.max_payload_bits(k, self.mcs) // 8
             codec, _ = _best_fit(image, self.codecs, _within(image, budget))
@@ -486,7 +529,12 @@ class SeparationSystem(_DigitalSystem):
                 return self._fallback(image, "budget_too_small", mcs=self.mcs.index,
                                       codec=None, quality=None, num_bytes=0)
             return self._result(separation.transmit_image(
-                image, codec, k, snr_db, self.mcs, ch, seed=seed, table=self.table))
+                image, codec, k, snr_db, self.mcs, ch, seed=seed, table=self.table,
+                channel_params=params))
+        if ch in separation.GENIE_CHANNELS:
+            return self._result(separation.transmit_image_genie(
+                image, self.codecs, k, snr_db, ch, seed=seed, table=self.table,
+                channel_params=params, window_db=self.window_db))
         codec = self.codecs[0]
         if len(self.codecs) > 1 and ch == "rayleigh-block":
             # The MCS depends on the block gain: run every codec on the same realisation and
@@ -521,6 +569,11 @@ class CapacitySystem(_DigitalSystem):
         self._channels = BOUND_CHANNELS
         if self.label is None:
             self.label = f"{self.codec_name} + capacity"
+
+    def _supported(self):
+        return (f"it supports {', '.join(self._channels)} (no channel parameters); the capacity "
+                "of the OFDM/MIMO links (with their channel estimation and equalization) is not "
+                "computed")
 
     def transmit(self, image, snr_db, seed):
         from phy.bounds import capacity_bits, codec_at_capacity
@@ -999,7 +1052,9 @@ def build_parser():
         epilog="System specs: float:FOLDER | qat:FOLDER | int:FOLDER[,jit=0|1] | "
                "tflite:QAT_OR_ENGINE_FOLDER[,activations=int16|int8][,kernels=default|builtin|ref]"
                "[,calibration=PATH;PATH...][,cache=DIR] | separation:CODEC|best[,mcs=I]"
-               "[,table=1|2][,margin=DB] | capacity:CODEC|best; each may add ,label=TEXT. "
+               "[,table=1|2][,margin=DB][,window=DB] | capacity:CODEC|best; each may add "
+               ",label=TEXT. separation on OFDM/MIMO channels: genie MCS search (window=DB "
+               "above the realization's effective SNR, default 3). "
                "Codecs: jpeg, jpeg2000, webp, avif, jpegxl, heif. See the module docstring "
                "for the outputs and the JSON schema.")
     p.add_argument("--systems", nargs="+", default=list(DEFAULT_SYSTEMS), metavar="KIND:ARG",
@@ -1016,8 +1071,8 @@ def build_parser():
                         "fills the reconstruction grid (default: %(default)s)")
     p.add_argument("--channel-config", default=None,
                    help="JSON (or YAML) channel file ('channel_type' + parameters) for the JSCC "
-                        "models; it configures that channel type in --channels, or adds it "
-                        "(default: %(default)s)")
+                        "models and the separation systems (OFDM/MIMO links); it configures that "
+                        "channel type in --channels, or adds it (default: %(default)s)")
     p.add_argument("--snrs", default="1,4,7,10,13",
                    help="comma-separated SNRs [dB] (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=1,

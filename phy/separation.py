@@ -7,6 +7,7 @@ The digital chain, per code block (all Sionna blocks in single precision)::
     payload bits -> CRC24B -> LDPC5GEncoder(k, n_mother) -> cyclic repetition to n
     -> 38.212 row-column bit interleaver (Qm rows) -> scrambling -> Mapper("qam")
     -> phy.channels AWGNChannel / RayleighChannel (perfect CSI, MMSE)
+       | phy.ofdm / phy.mimo link (resource grid, 3GPP channel, CSI, LMMSE/ZF)
     -> unbiasing -> Demapper("app") -> descrambling -> deinterleaving
     -> repetition combining -> LDPC5GDecoder -> CRC check -> payload bits
 
@@ -43,6 +44,33 @@ The digital chain, per code block (all Sionna blocks in single precision)::
   block gain ``|h|^2`` (ideal CSIT) and uses the AWGN table at the
   instantaneous SNR ``|h|^2 SNR``. Below every threshold nothing is sent and
   the fallback image is returned (``status="no_error_free_mcs"``).
+* **OFDM and MIMO links** (:data:`GENIE_CHANNELS`: the "ofdm-*" links of
+  :mod:`phy.ofdm`, "mimo" and "mimo-ofdm-cdl" of :mod:`phy.mimo`, with the
+  same layer parameters as the JSCC codecs, ``channel_params``): the QAM
+  symbol stream of an image is one example of the layer, exactly like a JSCC
+  latent: on OFDM it fills the data resource elements (REs, times the
+  streams) of ``ceil(k / symbols per slot)`` slots in the order of the layer
+  (frequency-first within an OFDM symbol, as 5G maps a codeword; codewords
+  run on across slots); pilots are overhead of the link, outside the budget
+  ``k``. The stream is zero-padded to
+  the ``k`` channel uses of the image (empty REs), so that the channel draws
+  do not depend on the MCS: with the same seed every MCS sees the same
+  channel and noise realization. The layers return the per-symbol
+  ``(z_hat, no_eff)`` of their LMMSE (or ZF) equalizer, from perfect CSI or LS
+  estimates; the demapper gets Sionna's unbiased estimate ``x + e`` and its
+  per-symbol variance ``Var(e)`` (with LS, estimation error included), i.e.
+  per-symbol LLRs. Layers with ``unbiased=False`` (default) return the LMMSE
+  estimate ``z_hat = (x + e) / (1 + Var(e))`` with
+  ``no_eff = Var(e) / (1 + Var(e))``, which the link unbiases as for Rayleigh
+  (``a = 1 - no_eff``); ZF and ``unbiased=True`` outputs are used as they are.
+* **Genie adaptive MCS** (:func:`transmit_image_genie`, used by
+  :func:`transmit_image_adaptive` on :data:`GENIE_CHANNELS`, where no
+  threshold table exists): per image, SNR and channel realization (seed),
+  the MCSs are tried on the *same* realization, largest payload first, and
+  the first transmission without a CRC failure is kept: the envelope of the
+  fixed-MCS results over the MCSs tried, an upper bound on any real link
+  adaptation (which does not know the realization). See
+  :func:`transmit_image_genie` for the search and what it skips.
 """
 import dataclasses
 import functools
@@ -63,7 +91,9 @@ from .channels import get_channel
 from .image_codecs import BudgetTooSmallError, get_codec, rate_control
 
 __all__ = [
+    "GENIE_CHANNELS",
     "LINK_CHANNELS",
+    "THRESHOLD_CHANNELS",
     "MCS",
     "MCS_TABLES",
     "LDPCQAMLink",
@@ -80,6 +110,7 @@ __all__ = [
     "select_mcs",
     "transmit_image",
     "transmit_image_adaptive",
+    "transmit_image_genie",
 ]
 
 _PRECISION = "single"
@@ -87,8 +118,14 @@ _CRC = "CRC24B"
 _CRC_LENGTH = 24
 _MIN_RATE = 1.0 / 5.0  # lowest rate of Sionna's LDPC5GEncoder (no repetition)
 
-#: Channel names accepted by the link ("rayleigh" = fast fading, as in phy.channels).
-LINK_CHANNELS = ("awgn", "rayleigh", "rayleigh-fast", "rayleigh-block")
+#: Channels with a stored MCS threshold table (ideal adaptive MCS from the table;
+#: "rayleigh" = fast fading, as in phy.channels; "rayleigh-block" uses the AWGN table).
+THRESHOLD_CHANNELS = ("awgn", "rayleigh", "rayleigh-fast", "rayleigh-block")
+#: OFDM and MIMO links of phy.ofdm / phy.mimo (per-symbol no_eff; genie adaptive MCS).
+GENIE_CHANNELS = ("ofdm-rayleigh", "ofdm-tdl", "ofdm-cdl", "ofdm-umi", "ofdm-uma", "mimo",
+                  "mimo-ofdm-cdl")
+#: Channel names accepted by the link.
+LINK_CHANNELS = THRESHOLD_CHANNELS + GENIE_CHANNELS
 
 # 38.214 Table 5.1.3.1-1 and 5.1.3.1-2 (PDSCH): (Qm, R x 1024); indices 29-31
 # (28-31 for table 2) are reserved (retransmissions only).
@@ -231,6 +268,73 @@ def _output_interleaver(n, num_bits_per_symbol):
     return perm, np.argsort(perm)
 
 
+def _freeze(value):
+    """Hashable copy of channel parameters (lists -> tuples, dicts -> sorted pairs)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    return value
+
+
+def _check_channel_params(channel, channel_params):
+    """Validated channel-layer parameters as a hashable tuple of ``(name, value)`` pairs."""
+    if channel_params is None or (isinstance(channel_params, (dict, tuple)) and
+                                  len(channel_params) == 0):
+        return ()
+    if isinstance(channel_params, tuple):  # already frozen
+        channel_params = dict(channel_params)
+    if not isinstance(channel_params, dict):
+        raise ValueError(f"channel_params must be a dict or None, got {channel_params!r}")
+    if channel not in GENIE_CHANNELS:
+        raise ValueError(f"Channel {channel!r} takes no parameters, got {channel_params!r}; "
+                         f"only the OFDM/MIMO links ({', '.join(GENIE_CHANNELS)}) do")
+    from .config import validate_channel_config  # pylint: disable=import-outside-toplevel
+    _, params = validate_channel_config(channel, channel_params)
+    return _freeze(params)
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_runner(channel, params):
+    """An OFDM/MIMO channel layer and its traced call (shared by the links of every MCS).
+
+    Output: ``(layer, fn)`` with ``fn(z [batch_size, num_symbols] complex64, snr_db scalar
+    float32) -> (z_hat, no_eff)``, a `tf.function` traced once.
+    """
+    layer = get_channel(channel, **dict(params))
+    spec = [tf.TensorSpec([None, None], tf.complex64), tf.TensorSpec([], tf.float32)]
+
+    def run(z, snr_db):
+        return layer(z, snr_db)
+    return layer, tf.function(run, input_signature=spec)
+
+
+def _returns_mmse_estimate(channel, layer):
+    """Whether a channel layer returns the biased (LMMSE) estimate and its MSE.
+
+    AWGN (``y``), ZF and ``unbiased=True`` OFDM/MIMO outputs are unbiased.
+    """
+    if channel == "awgn":
+        return False
+    if channel in THRESHOLD_CHANNELS:
+        return True
+    params = layer.params
+    return params["equalizer"] == "lmmse" and not params["unbiased"]
+
+
+def _unbiased(z_hat, no_eff, mmse_estimate):
+    r"""Unbiased symbol estimates and their noise variance, the demapper's input.
+
+    For an MMSE estimate ``z_hat = a x + e'`` with ``a = 1 - no_eff`` the
+    unbiased estimate is ``z_hat / a`` with noise variance ``no_eff / a``
+    (module docstring); unbiased inputs are returned unchanged.
+    """
+    if not mmse_estimate:
+        return z_hat, no_eff
+    a = tf.maximum(1.0 - no_eff, 1e-12)
+    return z_hat / tf.complex(a, tf.zeros_like(a)), no_eff / a
+
+
 class LDPCQAMLink(Block):
     r"""5G LDPC + QAM link over the JSCC channel layers, with CRC-based block-error detection.
 
@@ -244,8 +348,10 @@ class LDPCQAMLink(Block):
     coderate : `float`
         Target LDPC code rate in (0, 0.95]; rates below 1/5 use repetition
 
-    channel : "awgn" (default) | "rayleigh" | "rayleigh-fast" | "rayleigh-block"
-        Channel layer of :mod:`phy.channels` ("rayleigh" = fast fading)
+    channel : "awgn" (default) | `str`, one of :data:`LINK_CHANNELS`
+        Channel layer of :mod:`phy.channels` ("rayleigh" = fast fading), or an
+        OFDM / MIMO link of :data:`GENIE_CHANNELS` (:mod:`phy.ofdm`,
+        :mod:`phy.mimo`)
 
     n : `None` (default) | `int`
         Codeword length [bits], a multiple of ``num_bits_per_symbol``. `None`
@@ -254,6 +360,11 @@ class LDPCQAMLink(Block):
 
     num_iter : `int`, (default 20)
         LDPC belief-propagation iterations
+
+    channel_params : `None` (default) | `dict`
+        Parameters of an OFDM / MIMO channel layer (as in a channel
+        configuration file, :func:`phy.load_channel_config`), e.g.
+        ``{"model": "C", "estimator": "ls-lin"}``; the other channels take none
 
     Input
     -----
@@ -272,11 +383,12 @@ class LDPCQAMLink(Block):
         `True` where the block passed its CRC check
 
     In :meth:`call` every code block is one channel example (its own
-    fading realization for "rayleigh-block"); :meth:`transmit` sends a whole
-    bitstream as one example.
+    fading realization for "rayleigh-block", its own slots for OFDM);
+    :meth:`transmit` sends a whole bitstream as one example.
     """
 
-    def __init__(self, num_bits_per_symbol, coderate, channel="awgn", n=None, num_iter=20):
+    def __init__(self, num_bits_per_symbol, coderate, channel="awgn", n=None, num_iter=20,
+                 channel_params=None):
         super().__init__(precision=_PRECISION)
         _check_qm_rate(num_bits_per_symbol, coderate)
         key = channel.lower() if isinstance(channel, str) else channel
@@ -284,6 +396,7 @@ class LDPCQAMLink(Block):
             raise ValueError(
                 f"Unknown channel {channel!r} for LDPCQAMLink; valid channels: "
                 f"{', '.join(LINK_CHANNELS)}")
+        params = _check_channel_params(key, channel_params)
         if n is None:
             k, n = default_block_size(num_bits_per_symbol, coderate)
         else:
@@ -300,6 +413,7 @@ class LDPCQAMLink(Block):
         self._num_bits_per_symbol = int(num_bits_per_symbol)
         self._target_coderate = float(coderate)
         self._channel_name = key
+        self._channel_params = dict(params)
         self._k = int(k)
         self._n = int(n)
         self._num_iter = int(num_iter)
@@ -312,7 +426,13 @@ class LDPCQAMLink(Block):
                                       num_iter=self._num_iter, precision=_PRECISION)
         self._mapper = Mapper("qam", self._num_bits_per_symbol, precision=_PRECISION)
         self._demapper = Demapper("app", "qam", self._num_bits_per_symbol, precision=_PRECISION)
-        self._channel = get_channel(key)
+        if key in GENIE_CHANNELS:
+            # one traced channel graph per (channel, params), shared by every MCS
+            self._channel, self._channel_fn = _channel_runner(key, params)
+        else:
+            self._channel = get_channel(key)
+            self._channel_fn = self._channel
+        self._mmse_estimate = _returns_mmse_estimate(key, self._channel)
         self._rep_ind = tf.constant(np.arange(self._n) % self._n_mother, tf.int32)
         perm, perm_inv = _output_interleaver(self._n, self._num_bits_per_symbol)
         self._perm = tf.constant(perm, tf.int32)
@@ -327,7 +447,7 @@ class LDPCQAMLink(Block):
         self._run_blocks = tf.function(functools.partial(self._forward, one_example=False),
                                        input_signature=spec)
         self._run_stream = tf.function(functools.partial(self._forward, one_example=True),
-                                       input_signature=spec)
+                                       input_signature=spec + [tf.TensorSpec([], tf.int32)])
 
     # -- properties ---------------------------------------------------------
     @property
@@ -371,6 +491,16 @@ class LDPCQAMLink(Block):
         return self._channel_name
 
     @property
+    def channel_name(self):
+        """`str` : Channel type"""
+        return self._channel_name
+
+    @property
+    def channel_params(self):
+        """`dict` : Parameters of the channel layer (OFDM / MIMO links)"""
+        return dict(self._channel_params)
+
+    @property
     def channel(self):
         """`keras.layers.Layer` : The :mod:`phy.channels` layer"""
         return self._channel
@@ -378,12 +508,9 @@ class LDPCQAMLink(Block):
     # -- processing ---------------------------------------------------------
     def _equalized(self, z_hat, no_eff):
         """Unbiased symbol estimates and their noise variance (see module docstring)."""
-        if self._channel_name == "awgn":
-            return z_hat, no_eff
-        a = tf.maximum(1.0 - no_eff, 1e-12)
-        return z_hat / tf.complex(a, tf.zeros_like(a)), no_eff / a
+        return _unbiased(z_hat, no_eff, self._mmse_estimate)
 
-    def _forward(self, b, snr_db, one_example):
+    def _forward(self, b, snr_db, num_symbols=0, *, one_example):
         batch_size = tf.shape(b)[0]
         c = self._encoder(self._crc_encoder(b))                 # [B, n_mother]
         if self._n != self._n_mother:
@@ -391,9 +518,14 @@ class LDPCQAMLink(Block):
         c = tf.gather(c, self._perm, axis=1)
         c = tf.abs(c - self._scrambler)                         # XOR
         x = self._mapper(c)                                     # [B, n/Qm]
-        if one_example:
+        if one_example:  # one stream, zero-padded to num_symbols channel uses
             x = tf.reshape(x, [1, -1])
-        z_hat, no_eff = self._channel(x, snr_db)
+            used = tf.shape(x)[1]
+            x = tf.pad(x, [[0, 0], [0, tf.maximum(num_symbols - used, 0)]])
+            z_hat, no_eff = self._channel_fn(x, snr_db)
+            z_hat, no_eff = z_hat[:, :used], no_eff[:, :used]
+        else:
+            z_hat, no_eff = self._channel_fn(x, snr_db)
         z_hat = tf.reshape(z_hat, [batch_size, self.num_symbols])
         no_eff = tf.reshape(no_eff, [batch_size, self.num_symbols])
         y, no = self._equalized(z_hat, no_eff)
@@ -413,13 +545,14 @@ class LDPCQAMLink(Block):
                 f"b must have shape [batch_size, {self.num_payload_bits}], got {b.shape}")
         return self._run_blocks(b, tf.cast(snr_db, tf.float32))
 
-    def transmit(self, bits, snr_db):
+    def transmit(self, bits, snr_db, num_symbols=None):
         """Sends a bitstream of any length as one channel example.
 
         The bits are split into ``ceil(L / num_payload_bits)`` code blocks, the
         last one zero-padded (the receiver knows ``L``). All blocks go through
         the channel as a single example: one fading realization for
-        "rayleigh-block" (one image = one block-fading realization).
+        "rayleigh-block" (one image = one block-fading realization), one
+        stream of consecutive slots for OFDM.
 
         Input
         -----
@@ -428,6 +561,13 @@ class LDPCQAMLink(Block):
 
         snr_db : `float`
             (Average) SNR [dB]
+
+        num_symbols : `None` (default) | `int`
+            If given, the symbol stream is padded with zero symbols (empty
+            channel uses) to this length before the channel, e.g. to the
+            ``k`` channel uses of an image, so that the channel realization
+            does not depend on the number of code blocks. Must be at least
+            ``num_blocks * num_symbols``.
 
         Output
         ------
@@ -449,7 +589,15 @@ class LDPCQAMLink(Block):
         padded = np.zeros(num_blocks * self.num_payload_bits, np.float32)
         padded[:bits.size] = bits
         blocks = padded.reshape(num_blocks, self.num_payload_bits)
-        b_hat, crc_ok = self._run_stream(tf.constant(blocks), tf.constant(snr_db, tf.float32))
+        used = num_blocks * self.num_symbols
+        if num_symbols is None:
+            num_symbols = used
+        elif isinstance(num_symbols, bool) or not isinstance(num_symbols, (int, np.integer)) \
+                or num_symbols < used:
+            raise ValueError(f"num_symbols must be an integer >= {used} (the {num_blocks} code "
+                             f"blocks' channel uses), got {num_symbols!r}")
+        b_hat, crc_ok = self._run_stream(tf.constant(blocks), tf.constant(snr_db, tf.float32),
+                                         tf.constant(int(num_symbols), tf.int32))
         b_hat = b_hat.numpy()
         block_errors = np.any(b_hat != blocks, axis=1)
         return (b_hat.reshape(-1)[:bits.size].astype(np.uint8), crc_ok.numpy().astype(bool),
@@ -457,8 +605,9 @@ class LDPCQAMLink(Block):
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_link(num_bits_per_symbol, r_1024, channel):
-    return LDPCQAMLink(num_bits_per_symbol, r_1024 / 1024.0, channel=channel)
+def _cached_link(num_bits_per_symbol, r_1024, channel, params=()):
+    return LDPCQAMLink(num_bits_per_symbol, r_1024 / 1024.0, channel=channel,
+                       channel_params=dict(params))
 
 
 def _check_link_channel(channel):
@@ -469,7 +618,7 @@ def _check_link_channel(channel):
     return "rayleigh" if key == "rayleigh-fast" else key
 
 
-def get_link(mcs, channel="awgn", table=1):
+def get_link(mcs, channel="awgn", table=1, channel_params=None):
     """The (cached) :class:`LDPCQAMLink` of an MCS with the default block size.
 
     Input
@@ -477,16 +626,21 @@ def get_link(mcs, channel="awgn", table=1):
     mcs : `int` | :class:`MCS`
         MCS index (of ``table``) or MCS
 
-    channel : "awgn" (default) | "rayleigh" | "rayleigh-fast" | "rayleigh-block"
+    channel : "awgn" (default) | `str`, one of :data:`LINK_CHANNELS`
 
     table : 1 (default) | 2
+
+    channel_params : `None` (default) | `dict`
+        OFDM / MIMO layer parameters (see :class:`LDPCQAMLink`)
 
     Output
     ------
     link : :class:`LDPCQAMLink`
     """
     mcs = get_mcs(mcs, table)
-    return _cached_link(mcs.num_bits_per_symbol, mcs.r_1024, _check_link_channel(channel))
+    channel = _check_link_channel(channel)
+    return _cached_link(mcs.num_bits_per_symbol, mcs.r_1024, channel,
+                        _check_channel_params(channel, channel_params))
 
 
 def _check_k(k):
@@ -550,14 +704,18 @@ def _result(image, image_hat, status, **info):
     return out
 
 
-def transmit_image(image, codec, k, snr_db, mcs, channel="awgn", seed=None, table=1):
+def transmit_image(image, codec, k, snr_db, mcs, channel="awgn", seed=None, table=1,
+                   channel_params=None):
     """Sends an image through codec + LDPC + QAM at a fixed MCS.
 
     Rate control picks the best codec quality whose bitstream fits
     :func:`max_payload_bits`; the bitstream goes through
     :meth:`LDPCQAMLink.transmit` (one channel example); if every code block
     passes its CRC, the codec decodes the received bitstream, otherwise the
-    result is :func:`fallback_image`.
+    result is :func:`fallback_image`. On the OFDM / MIMO links
+    (:data:`GENIE_CHANNELS`) the symbol stream is zero-padded to the ``k``
+    channel uses, so the channel realization of a seed is the same for every
+    MCS.
 
     Input
     -----
@@ -576,7 +734,7 @@ def transmit_image(image, codec, k, snr_db, mcs, channel="awgn", seed=None, tabl
     mcs : `int` | :class:`MCS`
         MCS index of ``table`` or MCS
 
-    channel : "awgn" (default) | "rayleigh" | "rayleigh-fast" | "rayleigh-block"
+    channel : "awgn" (default) | `str`, one of :data:`LINK_CHANNELS`
 
     seed : `None` (default) | `int`
         If given, :func:`fqliscs_tf.utils.set_seed` is called first (global
@@ -584,6 +742,9 @@ def transmit_image(image, codec, k, snr_db, mcs, channel="awgn", seed=None, tabl
 
     table : 1 (default) | 2
         MCS table for an integer ``mcs``
+
+    channel_params : `None` (default) | `dict`
+        OFDM / MIMO layer parameters (see :class:`LDPCQAMLink`)
 
     Output
     ------
@@ -607,6 +768,7 @@ def transmit_image(image, codec, k, snr_db, mcs, channel="awgn", seed=None, tabl
     codec = get_codec(codec)
     k = _check_k(k)
     channel = _check_link_channel(channel)
+    params = _check_channel_params(channel, channel_params)
     snr_db = float(snr_db)
     if seed is not None:
         from fqliscs_tf.utils import set_seed
@@ -615,11 +777,23 @@ def transmit_image(image, codec, k, snr_db, mcs, channel="awgn", seed=None, tabl
     if budget < 8:
         raise BudgetTooSmallError(
             f"k={k} channel uses carry no whole codeword at MCS {mcs.index} (table {mcs.table}): "
-            f"a codeword needs {get_link(mcs, channel).num_symbols} channel uses")
-    data, quality, decoded = rate_control(image, codec, budget // 8)
-    link = get_link(mcs, channel)
+            f"a codeword needs {get_link(mcs, channel, channel_params=params).num_symbols} "
+            "channel uses")
+    coded = rate_control(image, codec, budget // 8)
+    return _send_image(image, codec, coded, k, snr_db, mcs, channel, params,
+                       pad=channel in GENIE_CHANNELS)
+
+
+def _send_image(image, codec, coded, k, snr_db, mcs, channel, params, pad):
+    """Sends a rate-controlled bitstream (``coded``, a ``RateControlResult``); see
+    :func:`transmit_image`. ``pad``: pad the symbol stream to ``k`` channel uses. The
+    random state is used as it is (seed before)."""
+    data, quality, decoded = coded
+    budget = max_payload_bits(k, mcs)
+    link = get_link(mcs, channel, channel_params=params)
     bits = np.unpackbits(np.frombuffer(data, np.uint8))
-    bits_hat, crc_ok, block_errors = link.transmit(bits, snr_db)
+    pad_to = k if pad else None
+    bits_hat, crc_ok, block_errors = link.transmit(bits, snr_db, num_symbols=pad_to)
     info = dict(codec=codec.name, quality=quality, num_bytes=len(data), mcs=mcs, snr_db=snr_db,
                 channel=channel, k=k, max_payload_bits=budget, payload_bits=8 * len(data),
                 num_blocks=len(crc_ok), coded_bits=len(crc_ok) * link.n,
@@ -648,6 +822,10 @@ def transmit_image(image, codec, k, snr_db, mcs, channel="awgn", seed=None, tabl
 def _threshold_channel(channel):
     """Threshold-table channel for a link channel ("rayleigh-block" uses "awgn" with CSIT)."""
     channel = _check_link_channel(channel)
+    if channel in GENIE_CHANNELS:
+        raise ValueError(
+            f"Channel {channel!r} has no MCS threshold table (frequency-selective / MIMO link); "
+            "its adaptive MCS is the genie search, see transmit_image_genie")
     return "awgn" if channel == "rayleigh-block" else channel
 
 
@@ -762,21 +940,25 @@ def _peek_block_gain(channel_layer, snr_db):
 
 
 def transmit_image_adaptive(image, codec, k, snr_db, channel="awgn", seed=None, table=1,
-                            thresholds=None, margin_db=0.0):
+                            thresholds=None, margin_db=0.0, channel_params=None, window_db=3.0):
     """Sends an image with the ideal adaptive MCS (the best error-free MCS at this SNR).
 
     The MCS is :func:`select_mcs` at ``snr_db`` (for "rayleigh-block": at the
     instantaneous SNR ``snr_db + 10 log10 |h|^2``, ideal CSIT), then
-    :func:`transmit_image` simulates the transmission at that MCS.
+    :func:`transmit_image` simulates the transmission at that MCS. The OFDM /
+    MIMO links (:data:`GENIE_CHANNELS`) have no threshold table: there this is
+    :func:`transmit_image_genie` (``margin_db`` must be 0).
 
     Input
     -----
-    image, codec, k, snr_db, channel, seed, table :
+    image, codec, k, snr_db, channel, seed, table, channel_params :
         As in :func:`transmit_image`
     thresholds : `None` (default) | `dict` | `str`
         Threshold table (or its path); `None` = the stored table
     margin_db : `float`, (default 0.)
         Extra SNR margin required above an MCS threshold [dB]
+    window_db : `float`, (default 3.)
+        Search window of :func:`transmit_image_genie` [dB] (OFDM / MIMO only)
 
     Output
     ------
@@ -791,6 +973,14 @@ def transmit_image_adaptive(image, codec, k, snr_db, channel="awgn", seed=None, 
     codec = get_codec(codec)
     k = _check_k(k)
     channel = _check_link_channel(channel)
+    if channel in GENIE_CHANNELS:
+        if margin_db:
+            raise ValueError(f"margin_db applies to the threshold tables only; channel "
+                             f"{channel!r} uses the genie search (margin_db must be 0)")
+        return transmit_image_genie(image, codec, k, snr_db, channel, seed=seed, table=table,
+                                    channel_params=channel_params, window_db=window_db,
+                                    thresholds=thresholds)
+    _check_channel_params(channel, channel_params)
     snr_db = float(snr_db)
     image = np.asarray(image)
     if seed is not None:
@@ -814,6 +1004,159 @@ def transmit_image_adaptive(image, codec, k, snr_db, channel="awgn", seed=None, 
         return _result(image, fallback_image(image.shape), "budget_too_small", **empty)
     out["snr_select_db"] = snr_select
     return out
+
+
+def _best_codec(image, codecs, max_bytes):
+    """``(codec, RateControlResult)`` with the highest PSNR within ``max_bytes`` (or
+    ``(None, None)`` if no codec's smallest output fits)."""
+    best, best_psnr = (None, None), -math.inf
+    for codec in codecs:
+        try:
+            coded = rate_control(image, codec, max_bytes)
+        except BudgetTooSmallError:
+            continue
+        p = _psnr(image, coded.image)
+        if p > best_psnr:
+            best, best_psnr = (codec, coded), p
+    return best
+
+
+def _effective_noise(k, snr_db, channel, params):
+    """Per-symbol noise variance of the unbiased equalized estimates [k] for the next channel
+    call (a pass of ``k`` zero symbols through the shared channel graph; the random state
+    is consumed, reseed before the transmission)."""
+    layer, fn = _channel_runner(channel, params)
+    z_hat, no_eff = fn(tf.zeros([1, k], tf.complex64), tf.constant(snr_db, tf.float32))
+    _, sigma2 = _unbiased(z_hat, no_eff, _returns_mmse_estimate(channel, layer))
+    return sigma2.numpy()[0].astype(np.float64)
+
+
+def transmit_image_genie(image, codec, k, snr_db, channel, seed=None, table=1,
+                         channel_params=None, window_db=3.0, thresholds=None):
+    r"""Sends an image with the genie adaptive MCS: the best MCS that decodes on this realization.
+
+    For the OFDM / MIMO links (:data:`GENIE_CHANNELS`), which have no MCS
+    threshold table; it also runs on the other link channels (for comparison
+    with the threshold-table mode). Every candidate MCS is sent
+    by :func:`transmit_image` on the **same** channel and noise realization
+    (seed ``seed`` before each try; the symbol stream is always padded to the
+    ``k`` channel uses, so the draws do not depend on the MCS). The result is
+    the first candidate whose code blocks all pass their CRC, trying the
+    candidates by payload (:func:`max_payload_bits`, largest first). MCSs with
+    the same payload carry the same codec bitstream (the same image), so
+    within a payload the most robust MCS (lowest spectral efficiency) is tried
+    first, and the next payload only after all of them failed. The result is
+    thus the envelope of the fixed-MCS results (``mcs=I``, same seed) over the
+    candidates: an **upper bound** on any real link adaptation, which does not
+    know the realization.
+
+    Candidates (to keep the cost down): MCSs that fit a whole codeword in
+    ``k``, whose AWGN threshold (stored table) is at most
+    ``snr_eff_db + window_db``. ``snr_eff_db`` is computed from the
+    realization: the per-symbol SINR ``1 / Var(e)`` of the unbiased equalized
+    estimates (:func:`_effective_noise`), averaged over each codeword of the
+    MCS, minimum over its codewords, in dB. A codeword cannot beat an AWGN
+    channel at its average SINR (the mutual information is concave in the
+    SNR), so MCSs above the window are assumed to fail; ``window_db``
+    (default 3 dB) covers the threshold measurement and finite-length
+    effects. ``window_db=math.inf`` tries every MCS (the exact envelope).
+    On the other channels ``snr_eff_db`` is ``snr_db`` ("awgn", "rayleigh":
+    the average SNR) or the block SNR ``|h|^2 SNR`` ("rayleigh-block").
+
+    Input
+    -----
+    image : [H, W, 3], `np.uint8`
+        RGB image
+
+    codec : `str` | :class:`~phy.image_codecs.ImageCodec` | `list` of them
+        Codec, or several: for each payload the codec with the highest PSNR
+        within it (a choice the transmitter can make)
+
+    k, snr_db, channel, table, channel_params :
+        As in :func:`transmit_image`
+
+    seed : `None` (default) | `int`
+        Seed of the realization (:func:`fqliscs_tf.utils.set_seed` before
+        each try); `None` draws one from NumPy's global generator
+
+    window_db : `float`, (default 3.)
+        Search window above ``snr_eff_db`` [dB], ``>= 0`` (may be ``inf``)
+
+    thresholds : `None` (default) | `dict` | `str`
+        Threshold table (or its path) for the window; `None` = the stored table
+
+    Output
+    ------
+    : `dict`
+        As :func:`transmit_image` for the kept MCS, plus ``snr_eff_db`` (of
+        that MCS), ``window_db`` and ``genie_tries`` (``[(mcs index,
+        status), ...]`` in the order tried). If no candidate decodes,
+        ``image`` is the :func:`fallback_image`, ``mcs`` is `None` and
+        ``status`` is "no_error_free_mcs" (no candidate, or all failed) or
+        "budget_too_small" (no codec output fits the largest payload still
+        to try).
+    """
+    from fqliscs_tf.utils import set_seed
+    codecs = [get_codec(c) for c in (codec if isinstance(codec, (list, tuple)) else [codec])]
+    if not codecs:
+        raise ValueError("codec must name at least one codec")
+    k = _check_k(k)
+    channel = _check_link_channel(channel)
+    params = _check_channel_params(channel, channel_params)
+    snr_db = float(snr_db)
+    window_db = float(window_db)
+    if not window_db >= 0.0:
+        raise ValueError(f"window_db must be >= 0 (or inf), got {window_db!r}")
+    image = np.asarray(image)
+    if not isinstance(thresholds, dict):
+        thresholds = load_mcs_thresholds(thresholds)
+    if seed is None:
+        seed = int(np.random.randint(0, 2 ** 31 - 1))
+    empty = dict(codec=codecs[0].name if len(codecs) == 1 else None, quality=None, num_bytes=0,
+                 mcs=None, snr_db=snr_db, channel=channel, k=k, max_payload_bits=0,
+                 payload_bits=0, num_blocks=0, coded_bits=0, channel_uses=0, crc_failures=0,
+                 block_errors=0, codec_psnr=None, snr_eff_db=None, window_db=window_db,
+                 genie_tries=[])
+
+    # candidates, grouped by payload
+    sinr, groups = None, {}
+    for mcs in _all_mcs(table):
+        payload = max_payload_bits(k, mcs)
+        threshold = mcs_threshold_db(mcs, "awgn", thresholds)
+        if payload < 8 or threshold is None:
+            continue
+        if sinr is None:
+            set_seed(seed)
+            if channel in GENIE_CHANNELS:
+                sinr = 1.0 / np.maximum(_effective_noise(k, snr_db, channel, params), 1e-30)
+            elif channel == "rayleigh-block":  # the realization's |h|^2 SNR
+                gain = _peek_block_gain(get_link(mcs, channel).channel, snr_db)
+                sinr = np.full(k, gain * 10.0 ** (snr_db / 10.0))
+            else:  # AWGN; fast Rayleigh: the average SNR
+                sinr = np.full(k, 10.0 ** (snr_db / 10.0))
+        ns = default_block_size(mcs.num_bits_per_symbol, mcs.coderate)[1] \
+            // mcs.num_bits_per_symbol
+        means = sinr[:(k // ns) * ns].reshape(k // ns, ns).mean(axis=1)
+        snr_eff = float(10.0 * np.log10(np.min(means)))
+        if threshold <= snr_eff + window_db:
+            groups.setdefault(payload, []).append((mcs.spectral_efficiency, mcs, snr_eff))
+
+    tries = []
+    status = "no_error_free_mcs"
+    for payload in sorted(groups, reverse=True):
+        codec, coded = _best_codec(image, codecs, payload // 8)
+        if codec is None:  # smaller payloads do not fit either
+            status = "budget_too_small"
+            break
+        for _, mcs, snr_eff in sorted(groups[payload], key=lambda g: (g[0], g[1].index)):
+            set_seed(seed)
+            out = _send_image(image, codec, coded, k, snr_db, mcs, channel, params, pad=True)
+            tries.append((mcs.index, out["status"]))
+            if out["success"]:
+                out.update(snr_eff_db=snr_eff, window_db=window_db, genie_tries=tries)
+                return out
+    empty["genie_tries"] = tries
+    return _result(image, fallback_image(image.shape), status, **empty)
 
 
 # ---------------------------------------------------------------------------

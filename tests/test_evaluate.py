@@ -257,8 +257,13 @@ def test_registered_system_kind(image_dir, tmp_path, monkeypatch):
     (["--systems", "separation:jpeg", "separation:jpeg"], ValueError, "twice"),
     (["--systems", "separation:jpeg", "--snrs", "1,50"], ValueError,
      "cannot serve SNR 50 dB.*40 dB"),
-    (["--systems", "separation:jpeg", "--channels", "ofdm-tdl"], ValueError,
-     "cannot serve channel 'ofdm-tdl'"),
+    (["--systems", "separation:jpeg", "--channels", "none"], ValueError,
+     "cannot serve channel 'none'"),
+    (["--systems", "capacity:jpeg", "--channels", "ofdm-tdl"], ValueError,
+     "cannot serve channel 'ofdm-tdl'.*capacity of the OFDM/MIMO links.*not computed"),
+    (["--systems", "separation:jpeg,margin=1", "--channels", "ofdm-cdl"], ValueError,
+     "margin applies to the MCS threshold tables"),
+    (["--systems", "separation:jpeg,window=-1"], ValueError, "window=-1 must be >= 0"),
     (["--systems", "capacity:heif", "--channels", "awgn,rayleigh-block"], ValueError,
      "cannot serve channel 'rayleigh-block'"),
     (["--systems", "separation:jpeg", "--snrs", "1,x"], ValueError, "--snrs"),
@@ -295,8 +300,11 @@ def test_small_image_and_channel_config(tmp_path):
     tdl = ev.Channel("ofdm-tdl", {"delay_spread": 3e-7})
     assert ev.parse_channels("awgn", str(config)) == [ev.Channel("awgn", {}), tdl]
     assert ev.parse_channels("ofdm-tdl,awgn", str(config)) == [tdl, ev.Channel("awgn", {})]
+    ev.build_system("separation:jpeg").check(tdl, [1.0])  # the OFDM link with its parameters
     with pytest.raises(ValueError, match="cannot serve channel 'ofdm-tdl' with parameters"):
-        ev.build_system("separation:jpeg").check(tdl, [1.0])
+        ev.build_system("capacity:jpeg").check(tdl, [1.0])
+    with pytest.raises(ValueError, match="cannot serve channel 'awgn' with parameters"):
+        ev.build_system("separation:jpeg").check(ev.Channel("awgn", {"fading": "x"}), [1.0])
     config.write_text(json.dumps({"channel_type": "ofdm-tdl", "delay_spread": -1}))
     with pytest.raises(ValueError, match="--channel-config.*delay_spread"):
         ev.parse_channels("awgn", str(config))
