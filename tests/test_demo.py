@@ -51,9 +51,9 @@ def _open_png(path):
 
 @pytest.fixture(scope="module")
 def demo_run(tiny_model_dir, image_dir, tmp_path_factory):
-    """Float codec + separation + capacity over AWGN and OFDM-CDL at 1 and 13 dB."""
+    """Float codec + separation (AWGN only) + capacity over AWGN and OFDM-CDL at 1 and 13 dB."""
     outdir = tmp_path_factory.mktemp("demo_out")
-    assert demo.main(["--systems", f"float:{tiny_model_dir}", "separation:jpeg",
+    assert demo.main(["--systems", f"float:{tiny_model_dir}", "separation:jpeg,only=awgn",
                       "capacity:jpeg", "--images", image_dir, "--snrs", "1,13",
                       "--channels", "awgn,ofdm-cdl", "--outdir", str(outdir)]) == 0
     with open(outdir / "demo_results.json") as f:
@@ -74,9 +74,9 @@ def test_demo_results_json(demo_run, tiny_model_dir):
         assert r["num_images"] == 2 and r["cbr"] == pytest.approx(TINY.cbr)
         assert math.isfinite(r["psnr"]) and 0 < r["psnr"] < 100
         assert math.isfinite(r["ms_ssim"]) and -1 <= r["ms_ssim"] <= 1
-    # Separation and capacity cannot serve OFDM: skipped with the reason, not an error.
+    # Capacity cannot serve OFDM: skipped with the reason, not an error (separation: only=).
     assert [(k["system"], k["channel"]) for k in saved["skipped"]] == [
-        ("separation:jpeg", "ofdm-cdl"), ("capacity:jpeg", "ofdm-cdl")]
+        ("capacity:jpeg", "ofdm-cdl")]
     assert all("cannot serve channel 'ofdm-cdl'" in k["reason"] for k in saved["skipped"])
     meta = saved["meta"]
     assert meta["complete"] is True and "git_commit" in meta and "load_average_at_start" in meta
@@ -100,17 +100,17 @@ def test_demo_figures(demo_run):
 
 
 def test_demo_table_only_option_and_paths(tiny_model_dir, image_dir, tmp_path, capsys):
-    demo.main(["--systems", f"float:{tiny_model_dir},only=rayleigh", "separation:jpeg",
+    demo.main(["--systems", f"float:{tiny_model_dir},only=rayleigh", "capacity:jpeg",
                "--images", image_dir, "--snrs", "4", "--channels", "awgn,rayleigh,ofdm-cdl",
                "--max-images", "1", "--outdir", str(tmp_path)])
     out = capsys.readouterr().out
     assert "PSNR [dB] / MS-SSIM, mean over 1 image(s)" in out
-    assert "OFDM 3GPP CDL-A" in out and "n/a: separation is simulated on AWGN" in out
+    assert "OFDM 3GPP CDL-A" in out and "n/a: capacity is simulated on AWGN" in out
     assert str(tmp_path / "demo_results.json") in out
     records = json.loads((tmp_path / "demo_results.json").read_text())["records"]
     # only=rayleigh keeps the float codec off AWGN and OFDM-CDL; nothing runs on OFDM-CDL.
     assert [(r["kind"], r["channel"], r["num_images"]) for r in records] == [
-        ("separation", "awgn", 1), ("float", "rayleigh", 1), ("separation", "rayleigh", 1)]
+        ("capacity", "awgn", 1), ("float", "rayleigh", 1), ("capacity", "rayleigh", 1)]
     assert not (tmp_path / "psnr_vs_snr_ofdm-cdl.png").exists()
 
 
@@ -152,7 +152,7 @@ def test_demo_defaults_point_into_package():
     args = demo.build_parser().parse_args([])
     assert args.systems == list(demo.DEFAULT_SYSTEMS) == [
         "int:lite_c96_awgn_int", "float:lite_c96_awgn", "float:lite_c96_rayleigh,only=rayleigh",
-        "separation:best", "capacity:best"]
+        "separation:best,only=awgn+rayleigh", "capacity:best"]
     for spec in args.systems[:3]:  # shipped model names resolve to their folders
         folder = Path(ev.resolve_model_dir(spec.split(":", 1)[1].split(",")[0]))
         assert folder.parent == ev.WEIGHTS_DIR and folder.is_dir()
