@@ -1018,7 +1018,7 @@ def plot_vs_snr(records, systems, path, metric="psnr", title=None, channel=None,
     if metric == "psnr" and any(abs(s.cbr - 1 / 16) < 1e-9 for s in systems):
         for key in dict.fromkeys(WITT_REFERENCE_KEYS.get(c["channel"]) for c in drawn):
             if key:
-                refs.append(plotting.WITT_REFERENCES[key])
+                refs.extend(plotting.PUBLISHED_REFERENCES[key])
     lines += [{"label": note, "snr_db": [], "values": []} for note in notes]
     return plotting.plot_metric_vs_snr(lines, path, metric, title, refs)
 

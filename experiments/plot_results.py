@@ -48,7 +48,7 @@ def plot(paths, channel, output, metric="psnr", title=None, exclude=(), labels=N
         (refs if rows[0]["kind"] == "capacity" else lines).append(curve)
     key = WITT_REFERENCE_KEYS.get(channel)
     if metric == "psnr" and key and any(abs(r["cbr"] - 1 / 16) < 1e-9 for r in records):
-        refs.append(plotting.WITT_REFERENCES[key])
+        refs.extend(plotting.PUBLISHED_REFERENCES[key])
     return plotting.plot_metric_vs_snr(lines, output, metric,
                                        title or f"{channel_label(channel)}", refs)
 

@@ -7,7 +7,8 @@ import os
 
 import numpy as np
 
-__all__ = ["WITT_REFERENCES", "plot_metric_vs_snr", "reconstruction_grid"]
+__all__ = ["WITT_REFERENCES", "PUBLISHED_REFERENCES", "plot_metric_vs_snr",
+           "reconstruction_grid"]
 
 _WITT_SNRS = [1.0, 4.0, 7.0, 10.0, 13.0]
 
@@ -20,6 +21,15 @@ WITT_REFERENCES = {
     "rayleigh": {"label": "WITT Rayleigh (published, div2k-size model)",
                  "snr_db": list(_WITT_SNRS), "values": [28.31, 29.44, 30.26, 30.81, 31.18],
                  "metric": "psnr", "cbr": 1 / 16},
+}
+
+#: Every published reference curve drawn for a channel (Kodak, CBR 1/16, PSNR [dB]):
+#: WITT, and on AWGN also the paper's "BPG + capacity" (WITT Fig. 3, anchors.md §2.3).
+PUBLISHED_REFERENCES = {
+    "awgn": [WITT_REFERENCES["awgn"],
+             {"label": "BPG + capacity (published, WITT Fig. 3)", "snr_db": list(_WITT_SNRS),
+              "values": [29.9, 31.54, 33.18, 34.69, 36.0], "metric": "psnr", "cbr": 1 / 16}],
+    "rayleigh": [WITT_REFERENCES["rayleigh"]],
 }
 
 _YLABELS = {"psnr": "PSNR [dB]", "ms_ssim": "MS-SSIM"}

@@ -185,6 +185,9 @@ def test_witt_references_match_anchors():
     assert awgn["values"] == [29.67, 31.31, 32.63, 33.60, 34.29]
     assert rayleigh["values"] == [28.31, 29.44, 30.26, 30.81, 31.18]
     assert all("published" in r["label"] for r in (awgn, rayleigh))
+    bpg = plotting.PUBLISHED_REFERENCES["awgn"][1]  # anchors.md §2.3, "BPG + capacity"
+    assert "BPG + capacity" in bpg["label"] and bpg["values"] == [29.9, 31.54, 33.18, 34.69, 36.0]
+    assert plotting.PUBLISHED_REFERENCES["rayleigh"] == [rayleigh]
 
 
 def test_reconstruction_grid(tmp_path):
