@@ -16,15 +16,15 @@ IMAGE = "kodim05.png"
 KEYS = ("channel_none", "awgn_seed_1234")
 
 
-@pytest.mark.parametrize("name,channel,family", [("lite_c96_awgn", "awgn", "lite"),
-                                                 ("lite_c96_rayleigh", "rayleigh", "lite"),
-                                                 ("deepjscc_c96_awgn", "awgn", "deepjscc")])
-def test_shipped_float_model_reproduces_its_recorded_psnr(name, channel, family):
+@pytest.mark.parametrize("name,channel,family,cbr", [
+    ("lite_c96_awgn", "awgn", "lite", 1 / 16), ("lite_c96_rayleigh", "rayleigh", "lite", 1 / 16),
+    ("deepjscc_c96_awgn", "awgn", "deepjscc", 1 / 16), ("lite_c32_awgn", "awgn", "lite", 1 / 48)])
+def test_shipped_float_model_reproduces_its_recorded_psnr(name, channel, family, cbr):
     info = read_model_info(WEIGHTS / name)
     stored = info["meta"]["reference_psnr"]
     model = load_model(WEIGHTS / name)
     assert info["channel_type"] == channel
-    assert model.config.name == family and model.cbr == pytest.approx(1 / 16)
+    assert model.config.name == family and model.cbr == pytest.approx(cbr)
     measured = reference_psnr(model)
     assert measured["image"] == stored["image"] == IMAGE
     for key in KEYS:
