@@ -12,7 +12,7 @@ channel -> decoder):
 
 * ``tf_float32_xla``: the float codec (:func:`fqliscs_tf.checkpoints.load_model`), Sionna
   AWGN, ``tf.function(jit_compile=True)``;
-* ``engine_int``: :class:`fqliscs_tf.engine.IntegerCodec` (TF integer ops, graph mode);
+* ``engine_int``: :class:`fqliscs_tf.engine.IntegerCodec` (TF integer ops, XLA);
 * ``tflite_int8[_ref]``: :class:`fqliscs_tf.engine.tflite.TFLiteCodec` on the int8 export,
   ai-edge-litert default kernels (XNNPACK delegate) and the reference kernels;
 * ``tflite_16x8``: the 16x8 export (int16 activations, int8 kernels, int8 I/O);
@@ -39,8 +39,10 @@ __all__ = ["main", "build_parser", "parse_size", "run", "format_table", "format_
 
 SYSTEMS = ("tf_float32_xla", "engine_int", "tflite_int8", "tflite_int8_ref", "tflite_16x8",
            "tflite_float32")
-DEFAULT_QAT = "runs/lite_c96_awgn_qat/export"
-DEFAULT_FLOAT = "fqliscs_tf/weights/lite_c96_awgn"
+_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "fqliscs_tf", "weights")
+DEFAULT_QAT = os.path.join(_WEIGHTS, "lite_c96_awgn_int")   # the shipped integer codec
+DEFAULT_FLOAT = os.path.join(_WEIGHTS, "lite_c96_awgn")
 
 
 def parse_size(text):
@@ -72,7 +74,8 @@ def build_parser():
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--qat", default=DEFAULT_QAT,
-                   help="QAT codec folder (save_qat); when missing, the float model is "
+                   help="QAT codec folder (save_qat) or integer engine folder (its QAT model "
+                        "is rebuilt with qat_from_engine); when missing, the float model is "
                         "quantized and calibrated on the bundled Kodak images "
                         "(default %(default)s)")
     p.add_argument("--float-model", default=DEFAULT_FLOAT,
@@ -103,6 +106,10 @@ def build_parser():
 # ----------------------------------------------------------------------------- helpers
 def _load_qat(path, float_model):
     from fqliscs_tf.quant.qat import calibrate, load_qat, quantize_codec
+    from fqliscs_tf.engine.export import ENGINE_FILE
+    if os.path.isfile(os.path.join(path, ENGINE_FILE)):
+        from fqliscs_tf.engine.to_qat import qat_from_engine
+        return qat_from_engine(path), path
     if os.path.isdir(path):
         return load_qat(path), path
     import tensorflow as tf
