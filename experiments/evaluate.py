@@ -385,28 +385,10 @@ def _codecs(arg):
     return [_CachedCodec.wrap(get_codec(n)) for n in names]
 
 
-def _psnr_u8(x, y):
-    mse = np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
-
-
 def _best_fit(image, codecs, encode):
-    """The codec whose ``encode(codec)`` (a ``RateControlResult``) has the highest PSNR.
-
-    Codecs whose smallest output does not fit (``BudgetTooSmallError``) are skipped;
-    returns ``(codec, result)``, or ``(None, None)`` if none fits.
-    """
-    from phy.image_codecs import BudgetTooSmallError
-    best, best_psnr = (None, None), -math.inf
-    for codec in codecs:
-        try:
-            res = encode(codec)
-        except BudgetTooSmallError:
-            continue
-        p = _psnr_u8(image, res.image)
-        if p > best_psnr:
-            best, best_psnr = (codec, res), p
-    return best
+    """:func:`phy.image_codecs.best_fit` (imported on use: phy loads TensorFlow and Sionna)."""
+    from phy.image_codecs import best_fit
+    return best_fit(image, codecs, encode)
 
 
 def _within(image, max_bytes):

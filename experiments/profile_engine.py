@@ -49,6 +49,8 @@ import time
 
 import numpy as np
 
+from experiments.benchmark_int import parse_size
+
 __all__ = ["main", "build_parser", "run", "GROUPS", "format_groups", "format_layers",
            "format_end_to_end", "format_matmul", "format_trace"]
 
@@ -60,17 +62,6 @@ GROUPS = ("linear matmul", "attention matmul", "softmax", "GELU", "LayerNorm", "
 """Op groups of the step table, in display order."""
 _NON_COMPUTE_OPS = {"Const", "Placeholder", "Identity", "NoOp", "ReadVariableOp", "_Arg",
                     "_Retval"}
-
-
-def parse_size(text):
-    """``"768x512"`` (width x height) -> ``(height, width)``."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, got {text!r}") from None
-    if width < 1 or height < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return height, width
 
 
 def _modes(text):

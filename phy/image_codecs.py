@@ -52,6 +52,7 @@ __all__ = [
     "ImageCodec",
     "RateControlResult",
     "available_codecs",
+    "best_fit",
     "get_codec",
     "rate_control",
 ]
@@ -422,3 +423,24 @@ def rate_control(image, codec, max_bytes):
     if len(data) > max_bytes:  # cannot happen by construction; keep the guarantee explicit
         raise RuntimeError(f"rate control returned {len(data)} > {max_bytes} bytes")
     return RateControlResult(data, qualities[lo], codec.decode(data))
+
+
+def best_fit(image, codecs, encode):
+    """The codec whose ``encode(codec)`` result has the highest PSNR against ``image``.
+
+    ``encode(codec)`` returns an object with an ``image`` field (uint8, the decoded
+    picture) or raises :class:`BudgetTooSmallError`; e.g.
+    ``lambda c: rate_control(image, c, max_bytes)``. Returns ``(codec, result)``, or
+    ``(None, None)`` when no codec fits.
+    """
+    best, best_psnr = (None, None), -np.inf
+    for codec in codecs:
+        try:
+            result = encode(codec)
+        except BudgetTooSmallError:
+            continue
+        mse = np.mean((image.astype(np.float64) - result.image.astype(np.float64)) ** 2)
+        p = np.inf if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+        if p > best_psnr:
+            best, best_psnr = (codec, result), p
+    return best

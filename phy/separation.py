@@ -88,7 +88,7 @@ from sionna.phy.mapping import BinarySource, Demapper, Mapper
 
 from .bounds import snr_db_for_capacity
 from .channels import get_channel
-from .image_codecs import BudgetTooSmallError, get_codec, rate_control
+from .image_codecs import BudgetTooSmallError, best_fit, get_codec, rate_control
 
 __all__ = [
     "GENIE_CHANNELS",
@@ -1006,21 +1006,6 @@ def transmit_image_adaptive(image, codec, k, snr_db, channel="awgn", seed=None, 
     return out
 
 
-def _best_codec(image, codecs, max_bytes):
-    """``(codec, RateControlResult)`` with the highest PSNR within ``max_bytes`` (or
-    ``(None, None)`` if no codec's smallest output fits)."""
-    best, best_psnr = (None, None), -math.inf
-    for codec in codecs:
-        try:
-            coded = rate_control(image, codec, max_bytes)
-        except BudgetTooSmallError:
-            continue
-        p = _psnr(image, coded.image)
-        if p > best_psnr:
-            best, best_psnr = (codec, coded), p
-    return best
-
-
 def _effective_noise(k, snr_db, channel, params):
     """Per-symbol noise variance of the unbiased equalized estimates [k] for the next channel
     call (a pass of ``k`` zero symbols through the shared channel graph; the random state
@@ -1144,7 +1129,7 @@ def transmit_image_genie(image, codec, k, snr_db, channel, seed=None, table=1,
     tries = []
     status = "no_error_free_mcs"
     for payload in sorted(groups, reverse=True):
-        codec, coded = _best_codec(image, codecs, payload // 8)
+        codec, coded = best_fit(image, codecs, lambda c: rate_control(image, c, payload // 8))
         if codec is None:  # smaller payloads do not fit either
             status = "budget_too_small"
             break
