@@ -25,7 +25,9 @@ class Head(keras.layers.Dense):
     kernels = ("",)
 
     def __init__(self, units, quant=None, **kwargs):
-        kwargs.setdefault("kernel_initializer", keras.initializers.TruncatedNormal(stddev=0.02))
+        # Keras' default (Glorot-uniform) kernel initializer, as WITT's heads: the Swin
+        # blocks' TruncatedNormal(0.02) here leaves a model trained from scratch stuck
+        # near the mean image (batch PSNR ~12 dB after 1,500 steps; docs/MODELS.md).
         super().__init__(units, **kwargs)
         self.quant = as_quant_spec(quant)
 
