@@ -23,7 +23,8 @@ def export_model(model: JSCC, directory, weights_dtype="float32", **meta):
     """Write ``model`` to ``directory`` (created if needed). Returns the directory.
 
     ``weights_dtype="float16"`` halves the file for shipping; loading casts back to
-    float32, so the loaded model computes in float32 with fp16-rounded weights.
+    float32, so the loaded model computes in float32 with fp16-rounded weights. The arrays
+    are stored zip-deflated (lossless; about 10 % smaller for float16 weights).
     """
     if weights_dtype not in ("float32", "float16"):
         raise ValueError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
@@ -35,7 +36,7 @@ def export_model(model: JSCC, directory, weights_dtype="float32", **meta):
     weights = [w.astype(weights_dtype) for w in model.get_weights()]
     arrays = {f"w{i:04d}": w for i, w in enumerate(weights)}
     arrays["names"] = np.array([w.name for w in model.weights])
-    np.savez(os.path.join(directory, WEIGHTS_FILE), **arrays)
+    np.savez_compressed(os.path.join(directory, WEIGHTS_FILE), **arrays)
     with open(os.path.join(directory, MODEL_FILE), "w") as f:
         json.dump(info, f, indent=2)
     return directory
