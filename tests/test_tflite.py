@@ -137,3 +137,46 @@ def test_twin_options_are_validated():
         TwinOptions(activations="int16", layer_norm="l2")
     assert TwinOptions().activations == "int16" and TwinOptions().norm_method == "mul"
     assert TwinOptions(activations="int8").norm_method == "l2"
+
+
+def _xnnpack_partitions(path):
+    """(delegate partitions, op names of the original graph) with the default resolver."""
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=path, num_threads=1)
+    interpreter.allocate_tensors()
+    names = [op["op_name"] for op in interpreter._get_ops_details()]
+    return names.count("DELEGATE"), [n for n in names if n != "DELEGATE"]
+
+
+def test_xnnpack_twin_is_one_delegate_partition(tiny_qat, engine_reference, tmp_path):
+    """TwinOptions.xnnpack(gelu="sigmoid", softmax="mlp"): GELU, LayerNorm and softmax from ops
+    XNNPACK takes in int8 (no SOFTMAX, L2_NORMALIZATION, GELU or RSQRT), so the whole model is
+    one XNNPACK partition, integer-only with the default kernels too (no int8 SOFTMAX)."""
+    _, qat = tiny_qat
+    assert (TwinOptions.xnnpack().activations, TwinOptions.xnnpack().layer_norm) == (
+        "int8", "mlp")
+    options = TwinOptions.xnnpack(gelu="sigmoid", softmax="mlp")
+    paths = export_tflite(qat, str(tmp_path), SIZE, SIZE, images=smooth_images(3, SIZE, seed=11),
+                          snr_db=(1.0, 13.0), options=options)
+    for name in ("encoder", "decoder"):
+        for resolver in ("ref", "default"):
+            report = check_integer_only(paths[name], resolver=resolver)
+            assert report["ok"], (resolver, report["violations"])
+        assert not {"SOFTMAX", "L2_NORMALIZATION", "GELU", "RSQRT"} & set(report["ops"])
+        partitions, _ = _xnnpack_partitions(paths[name])
+        assert partitions == 1, (name, partitions)
+    images, reference = engine_reference
+    codec = TFLiteCodec(str(tmp_path), "awgn")
+    out, ref = codec(images, 13.0, seed=(3, 4)), reference[13.0]
+    delta = np.mean(_psnr(images, out["x_hat"]) - _psnr(images, ref["x_hat"].numpy()))
+    assert abs(delta) < 0.1, delta
+
+
+def test_mlp_forms_are_int8_only():
+    with pytest.raises(ValueError, match="int8-only"):
+        TwinOptions(activations="int16", softmax="mlp")
+    with pytest.raises(ValueError, match="int8-only"):
+        TwinOptions(activations="int16", layer_norm="mlp")
+    with pytest.raises(ValueError, match="softmax"):
+        TwinOptions(activations="int8", softmax="exp")
+    assert TwinOptions.xnnpack(gelu="erf").gelu == "erf"

@@ -33,6 +33,13 @@ and sigmoid kernels (LUTs / fixed point) instead of the engine's I-ViT shift for
 shifted-window mask saturates the int8 logits at ``min_logit - 8`` (a probe pass measures the
 logit range) instead of adding -100.
 
+XNNPACK (ai-edge-litert's default delegate) takes no int8 SOFTMAX, L2_NORMALIZATION, GELU,
+RSQRT, EXP, DIV, ... (its only int8 look-up-table ops are LOGISTIC and TANH), so the default
+int8 model runs in 25 partitions (14 L2_NORMALIZATION, 5 SOFTMAX, 5 GELU in TFLite's own
+kernels between them). Delegated forms (int8 only): ``layer_norm="mlp"`` (25 -> 11 partitions
+on the shipped codec, the fastest), ``gelu="sigmoid"`` and ``softmax="mlp"`` (all three: one
+partition, but the elementwise exp network makes it no faster); :meth:`TwinOptions.xnnpack`.
+
 :func:`check_integer_only` proves a ``.tflite`` file integer-only (tensor dtypes, op list);
 :class:`TFLiteCodec` runs encoder.tflite -> the engine's integer channel
 (:mod:`phy.integer_channel`) -> decoder.tflite with ai-edge-litert.
@@ -97,11 +104,20 @@ class TwinOptions:
         nodes, every activation int8 (TFLITE_BUILTINS_INT8).
     gelu : str
         ``"erf"`` (TFLite GELU, exact), ``"tanh"`` (GELU, tanh approximation) or
-        ``"sigmoid"`` (``x * sigmoid(1.702 x)``, the form the engine's ShiftGELU approximates).
+        ``"sigmoid"`` (``x * sigmoid(1.702 x)``, the form the engine's ShiftGELU approximates;
+        LOGISTIC + MUL, which XNNPACK takes in int8).
     layer_norm : str
         ``"auto"`` (``"l2"`` for int8, ``"mul"`` for int16), ``"l2"`` (MEAN, SUB,
         L2_NORMALIZATION, per-channel MUL/ADD), ``"moments"`` (MEAN, SQUARED_DIFFERENCE,
-        RSQRT; int8 only) or ``"mul"`` (MEAN, SUB, MUL, MEAN, RSQRT).
+        RSQRT; int8 only), ``"mul"`` (MEAN, SUB, MUL, MEAN, RSQRT) or ``"mlp"`` (int8 only,
+        XNNPACK-delegated ops: the sum of squares as a BATCH_MATMUL with int32 accumulation,
+        its reciprocal square root as a small sigmoid network, CONV_2D 1 -> 8, LOGISTIC,
+        CONV_2D 8 -> 1, fitted at export time to the measured range; :func:`_fit_sigmoid_mlp`).
+    softmax : str
+        ``"builtin"`` (TFLite SOFTMAX) or ``"mlp"`` (int8 only, XNNPACK-delegated ops:
+        REDUCE_MAX, SUB, ``exp`` on ``[-8, 0]`` and ``1 / sum`` as sigmoid networks, SUM, MUL;
+        the first normalisation is coarse, a second ``1 / sum`` per row, close to 1, is applied
+        after ``attn @ v``).
     mask : str
         ``"saturate"`` (int8: masked logits pinned at ``min_logit - 8``) or ``"add"``
         (-100 added, as the float model).
@@ -115,17 +131,31 @@ class TwinOptions:
     layer_norm: str = "auto"
     mask: str = "saturate"
     clip_ranges: bool = True
+    softmax: str = "builtin"
 
     def __post_init__(self):
         for name, allowed in (("activations", ACTIVATIONS),
                               ("gelu", ("erf", "tanh", "sigmoid")),
-                              ("layer_norm", ("auto", "l2", "moments", "mul")),
-                              ("mask", ("saturate", "add"))):
+                              ("layer_norm", ("auto", "l2", "moments", "mul", "mlp")),
+                              ("mask", ("saturate", "add")),
+                              ("softmax", ("builtin", "mlp"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.activations == "int16" and self.layer_norm in ("l2", "moments"):
+        if self.activations == "int16" and self.layer_norm in ("l2", "moments", "mlp"):
             raise ValueError(f"layer_norm {self.layer_norm!r} has no int16 TFLite kernels "
-                             "(L2_NORMALIZATION, SQUARED_DIFFERENCE); use 'mul' or 'auto'")
+                             "(L2_NORMALIZATION, SQUARED_DIFFERENCE) or is int8-only; use "
+                             "'mul' or 'auto'")
+        if self.activations == "int16" and self.softmax != "builtin":
+            raise ValueError(f"softmax {self.softmax!r} is int8-only; use 'builtin'")
+
+    @classmethod
+    def xnnpack(cls, **overrides):
+        """All-int8 twin for the XNNPACK delegate: ``layer_norm="mlp"`` (no L2_NORMALIZATION
+        partitions). ``gelu="sigmoid", softmax="mlp"`` as overrides make every op delegated
+        (one partition)."""
+        kwargs = dict(activations="int8", layer_norm="mlp")
+        kwargs.update(overrides)
+        return cls(**kwargs)
 
     @property
     def norm_method(self):
@@ -167,6 +197,56 @@ def _space_to_depth(x, factor):
     x = tf.reshape(x, [-1, h // factor, factor, w // factor, factor, c])
     x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
     return tf.reshape(x, [-1, h // factor, w // factor, factor * factor * c])
+
+
+# Sigmoid networks (``layer_norm="mlp"``, ``softmax="mlp"``): XNNPACK's int8 ops have no
+# reciprocal, rsqrt or exp, but LOGISTIC (a look-up table) and CONV_2D (int32 accumulation)
+# make a small network y(u) = w . sigmoid(a u + b) + w0 on the 256 levels of an int8 input.
+_MLP_ZMAX = 8.0         # grid of the hidden pre-activations a u + b: [-8, 8]
+_SOFTMAX_ZMIN = -8.0    # exp input grid [-8, 0]: exp(-8) = 3.4e-4 < half an LSB of [0, 1]
+
+
+def _fit_sigmoid_mlp(u, target, weight, centers, slope):
+    """Least-squares fit of ``target(u) ~ w . sigmoid(a u + b) + w0`` on the int8 levels ``u``.
+
+    One hidden unit per entry of ``centers`` (``a = slope / spacing``, ``b = -a * center``);
+    the fit uses the hidden units as the int8 model computes them (pre-activations on the
+    8-bit grid ``[-8, 8]``, LOGISTIC output on its 1/256 grid), so their rounding is part of
+    the least-squares problem. Returns float64 ``(a, b, w, w0)``.
+    """
+    c = np.asarray(centers, np.float64)
+    a = slope / np.abs(np.gradient(c))
+    b = -a * c
+    step = _MLP_ZMAX / 127.0
+    z = np.clip(np.round(np.clip(u[:, None] * a + b, -_MLP_ZMAX, _MLP_ZMAX) / step), -127, 127)
+    h = np.minimum(np.round(256.0 / (1.0 + np.exp(-z * step))), 255.0) / 256.0
+    design = np.concatenate([h, np.ones((len(u), 1))], axis=1) * weight[:, None]
+    coef = np.linalg.lstsq(design, target * weight, rcond=None)[0]
+    return a, b, coef[:-1], float(coef[-1])
+
+
+def _rsqrt_mlp(sumsq_max, floor):
+    """``1 / sqrt(max(u, floor))`` on the grid ``[0, sumsq_max]`` (relative error), 8 units."""
+    u = np.arange(256) * sumsq_max / 255.0
+    target = 1.0 / np.sqrt(np.maximum(u, floor))
+    weight = (u >= 0.5 * floor) / target
+    centers = np.geomspace(max(floor, sumsq_max / 255.0), sumsq_max, 8)
+    return _fit_sigmoid_mlp(u, target, weight, centers, -3.0), float(target.max())
+
+
+def _exp_mlp():
+    """``exp(u)`` on the grid ``[-8, 0]`` (absolute error, output grid [0, 1]), 5 units."""
+    u = _SOFTMAX_ZMIN * (1.0 - np.arange(256) / 255.0)
+    centers = _SOFTMAX_ZMIN * (1.0 - np.arange(5) / 4.0) ** 2
+    return _fit_sigmoid_mlp(u, np.exp(u), np.ones_like(u), centers, 2.0)
+
+
+def _reciprocal_mlp(grid_max, lo, hi):
+    """``1 / clip(u, lo, hi)`` on the grid ``[0, grid_max]`` (absolute error), 6 units."""
+    u = np.arange(256) * grid_max / 255.0
+    weight = ((u >= 0.9 * lo) & (u <= 1.1 * hi)) + 1e-3
+    return _fit_sigmoid_mlp(u, 1.0 / np.clip(u, lo, hi), weight, np.geomspace(lo, hi, 6),
+                            -3.0)
 
 
 class _Part:
@@ -261,20 +341,94 @@ class _Part:
         gamma, beta = self.value(norm.gamma), self.value(norm.beta)
         c = int(x.shape[-1])
         method = self.options.norm_method
+        if method == "mlp" and not self.quantize:
+            method = "l2"  # float twin: the exact LayerNorm
+        if method == "mlp":
+            return self.normalize_mlp(x, name), gamma * math.sqrt(c), beta
         if method == "mul":  # d * rsqrt(mean(d * d)): no SQUARED_DIFFERENCE fusion (int16)
             d = x - tf.reduce_mean(x, axis=-1, keepdims=True)
             var = tf.reduce_mean(tf.multiply(d, d), axis=-1, keepdims=True)
             return d * tf.math.rsqrt(var + 1e-5), gamma, beta
         if method == "l2":
-            d = x - tf.reduce_mean(x, axis=-1, keepdims=True)
-            self.observe(f"{name}/centred", d)
-            if self.probe is None and self.quantize:
-                lo, hi = self.measured[f"{name}/centred"]
-                d = self.fq(d, max(abs(lo), abs(hi), 1e-8))
-            return tf.math.l2_normalize(d, axis=-1), gamma * math.sqrt(c), beta
+            n = tf.math.l2_normalize(self.centred(x, name), axis=-1)
+            return n, gamma * math.sqrt(c), beta
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         var = tf.reduce_mean(tf.math.squared_difference(x, mean), axis=-1, keepdims=True)
         return (x - mean) * tf.math.rsqrt(var + 1e-5), gamma, beta
+
+    def centred(self, x, name):
+        """``x - mean(x)`` on its measured 8-bit grid."""
+        d = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+        self.observe(f"{name}/centred", d)
+        if self.probe is None and self.quantize:
+            lo, hi = self.measured[f"{name}/centred"]
+            d = self.fq(d, max(abs(lo), abs(hi), 1e-8))
+        return d
+
+    def normalize_mlp(self, x, name):
+        """``l2_normalize(x - mean)`` from XNNPACK-delegated int8 ops: the sum of squares of
+        the centred row as a BATCH_MATMUL ``[T, 1, C] x [T, C, 1]`` (int32 accumulation, one
+        8-bit rounding on ``[0, max]``), ``rsqrt`` of it as a sigmoid network fitted to the
+        measured range (0.1 % percentile to max), MUL."""
+        d = self.centred(x, name)
+        shape = d.shape.as_list()
+        rows = tf.reshape(d, [-1, 1, shape[-1]])
+        sumsq = tf.reshape(tf.matmul(rows, rows, transpose_b=True), shape[:-1] + [1])
+        self.observe_percentile(f"{name}/sumsq", sumsq, 0.1)
+        if self.probe is not None:
+            n = d * tf.math.rsqrt(sumsq)
+        else:
+            low, high = self.measured[f"{name}/sumsq"]
+            params, rmax = _rsqrt_mlp(high, max(low, high / 255.0, 1e-12))
+            r = self.sigmoid_mlp(self.fq_range(sumsq, 0.0, high), params, 0.0, rmax)
+            n = d * r
+        self.observe(f"{name}/normalized", n)
+        if self.probe is None:
+            lo, hi = self.measured[f"{name}/normalized"]
+            n = self.fq(n, max(abs(lo), abs(hi), 1e-8))
+        return n
+
+    def conv1x1(self, x, w, b):
+        """``x [1, T, 1, Cin] @ w [Cin, Cout] + b`` as CONV_2D with a per-channel int8 kernel."""
+        w = np.asarray(w, np.float64)
+        hi = np.maximum(np.abs(w).max(axis=0), 1e-12)
+        kernel = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+            tf.constant(w.reshape((1, 1) + w.shape).astype(np.float32)),
+            tf.constant((-hi).astype(np.float32)), tf.constant(hi.astype(np.float32)),
+            num_bits=8, narrow_range=True)
+        return tf.nn.conv2d(x, kernel, 1, "VALID") + tf.constant(np.asarray(b, np.float32))
+
+    def sigmoid_mlp(self, x, params, lo, hi):
+        """Elementwise ``w . sigmoid(a x + b) + w0`` (CONV_2D 1 -> K, LOGISTIC, CONV_2D K -> 1),
+        output on the 8-bit grid ``[lo, hi]``."""
+        a, b, w, w0 = params
+        shape = x.shape.as_list()
+        z = self.fq(self.conv1x1(tf.reshape(x, [1, -1, 1, 1]), a[None, :], b), _MLP_ZMAX)
+        y = self.conv1x1(tf.sigmoid(z), w[:, None], [w0])
+        return tf.reshape(self.fq_range(y, lo, hi), shape)
+
+    def softmax(self, logits, name):
+        """``(attn, row_scale)``: softmax over the last axis, ``row_scale`` None or a per-row
+        factor for ``attn @ v``. ``softmax="mlp"`` (int8): ``z = logits - max`` on ``[-8, 0]``,
+        ``e = exp(z)`` and ``r0 = 1 / sum(e)`` as sigmoid networks, ``attn = e * r0`` (coarse:
+        ``sum(e)`` has 8 bits on ``[0, max sum]``), ``row_scale = 1 / sum(attn)`` on a narrow
+        grid around 1 (also a sigmoid network)."""
+        if self.options.softmax != "mlp" or not self.quantize:
+            return tf.nn.softmax(logits, axis=-1), None
+        if self.probe is not None:
+            attn = tf.nn.softmax(logits, axis=-1)
+            z = tf.maximum(logits - tf.reduce_max(logits, axis=-1, keepdims=True), _SOFTMAX_ZMIN)
+            self.observe(f"{name}/expsum", tf.reduce_sum(tf.exp(z), axis=-1, keepdims=True))
+            return attn, None
+        smax = max(self.measured[f"{name}/expsum"][1], 1.5)
+        z = self.fq_range(logits - tf.reduce_max(logits, axis=-1, keepdims=True),
+                          _SOFTMAX_ZMIN, 0.0)
+        e = self.sigmoid_mlp(z, _exp_mlp(), 0.0, 1.0)
+        total = self.fq_range(tf.reduce_sum(e, axis=-1, keepdims=True), 0.0, smax)
+        attn = self.fq_range(e * self.sigmoid_mlp(total, _reciprocal_mlp(smax, 1.0, smax),
+                                                  0.0, 1.0), 0.0, 1.25)
+        total = self.fq_range(tf.reduce_sum(attn, axis=-1, keepdims=True), 0.0, 1.5)
+        return attn, self.sigmoid_mlp(total, _reciprocal_mlp(1.5, 0.7, 1.4), 0.0, 1.0 / 0.7)
 
     def layer_norm(self, x, norm, out_absmax, name):
         """LayerNorm + affine on the 8-bit ``out_absmax`` grid (the QAT quantization point)."""
@@ -326,8 +480,11 @@ class _Part:
             else:
                 logits = logits + tf.constant(mask)[None, :, None]
             logits = tf.reshape(logits, [-1, heads, n, n])
-        attn = tf.nn.softmax(logits, axis=-1)
-        out = tf.transpose(tf.matmul(attn, v), [0, 2, 1, 3])
+        attn, row_scale = self.softmax(logits, name)
+        out = tf.matmul(attn, v)
+        if row_scale is not None:  # attn's rows sum to 1 +- 15 %: their exact 1 / sum
+            out = self.fq(out, 1.3 * r("attn")) * row_scale
+        out = tf.transpose(out, [0, 2, 1, 3])
         out = self.fq(tf.reshape(out, [-1, n, layer.dim]), r("attn"))
         return self.dense(out, layer, k, "proj")
 
@@ -443,6 +600,14 @@ class _Part:
     def observe(self, name, x):
         if self.probe is not None:
             lo, hi = float(tf.reduce_min(x)), float(tf.reduce_max(x))
+            old = self.probe.get(name, (lo, hi))
+            self.probe[name] = (min(lo, old[0]), max(hi, old[1]))
+
+    def observe_percentile(self, name, x, q):
+        """Like :meth:`observe`, with the ``q`` % percentile (smallest over the calls) in
+        place of the minimum."""
+        if self.probe is not None:
+            lo, hi = float(np.percentile(np.asarray(x), q)), float(tf.reduce_max(x))
             old = self.probe.get(name, (lo, hi))
             self.probe[name] = (min(lo, old[0]), max(hi, old[1]))
 
