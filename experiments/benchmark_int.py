@@ -16,7 +16,12 @@ channel -> decoder):
 * ``tflite_int8[_ref]``: :class:`fqliscs_tf.engine.tflite.TFLiteCodec` on the int8 export,
   ai-edge-litert default kernels (XNNPACK delegate) and the reference kernels;
 * ``tflite_16x8``: the 16x8 export (int16 activations, int8 kernels, int8 I/O);
-* ``tflite_float32``: the same twin graph in float32 (XNNPACK), float AWGN in NumPy.
+* ``tflite_float32``: the same twin graph in float32 (XNNPACK), float AWGN in NumPy;
+* ``tflite_int8[NAME]`` (with ``--int8-variants``): int8 exports with other
+  :class:`~fqliscs_tf.engine.tflite.TwinOptions` (e.g. the XNNPACK-delegated LayerNorm,
+  softmax and GELU forms), timed as ``tflite_int8``; their PSNR joins the PSNR rows and the
+  number of XNNPACK delegate partitions of each model goes to the JSON (``xnnpack_partitions``,
+  also recorded for ``tflite_int8``).
 
 Each system runs ``--warmup`` calls, then ``--repeats`` timed calls; the table shows the
 median (and min/max) per image. The TFLite rows also give encoder + decoder ``invoke`` time
@@ -27,15 +32,18 @@ images. Results (with provenance and the machine load) go to ``--output`` as JSO
 markdown tables are printed.
 """
 import argparse
+import dataclasses
 import json
 import os
+import re
 import statistics
 import sys
 import time
 
 import numpy as np
 
-__all__ = ["main", "build_parser", "parse_size", "run", "format_table", "format_psnr_table"]
+__all__ = ["main", "build_parser", "parse_size", "parse_int8_variants", "run", "format_table",
+           "format_psnr_table"]
 
 SYSTEMS = ("tf_float32_xla", "engine_int", "tflite_int8", "tflite_int8_ref", "tflite_16x8",
            "tflite_float32")
@@ -43,6 +51,12 @@ _WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
                         "fqliscs_tf", "weights")
 DEFAULT_QAT = os.path.join(_WEIGHTS, "lite_c96_awgn_int")   # the shipped integer codec
 DEFAULT_FLOAT = os.path.join(_WEIGHTS, "lite_c96_awgn")
+# --int8-variants presets: TwinOptions overrides on top of activations="int8"
+INT8_PRESETS = {
+    "xnnpack": {"layer_norm": "mlp"},                                        # TwinOptions.xnnpack()
+    "xnnpack_all": {"layer_norm": "mlp", "gelu": "sigmoid", "softmax": "mlp"},
+}
+INT8_VARIANT_KEYS = ("gelu", "layer_norm", "softmax", "mask")
 
 
 def parse_size(text):
@@ -67,6 +81,63 @@ def _systems(text):
             raise argparse.ArgumentTypeError(f"unknown system {item!r}; choose from "
                                              f"{', '.join(SYSTEMS)}")
     return items
+
+
+def parse_int8_variants(text):
+    """``--int8-variants`` -> ``{name: TwinOptions overrides}`` (``activations="int8"`` implied).
+
+    Comma-separated items, each a preset (``xnnpack``: ``TwinOptions.xnnpack()``, i.e.
+    ``layer_norm:mlp``; ``xnnpack_all``: ``TwinOptions.xnnpack(gelu="sigmoid",
+    softmax="mlp")``) or ``NAME=key:value;key:value`` with keys gelu, layer_norm, softmax,
+    mask. Raises ValueError naming the bad item, key or value.
+    """
+    from fqliscs_tf.engine.tflite import TwinOptions
+    variants = {}
+    for item in (v.strip() for v in text.split(",")):
+        if not item:
+            continue
+        name, sep, spec = item.partition("=")
+        name = name.strip()
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            raise ValueError(f"int8 variant name must be letters, digits or '_', got {name!r} "
+                             f"in {item!r}")
+        if name in variants:
+            raise ValueError(f"int8 variant {name!r} given twice")
+        if not sep:
+            if name not in INT8_PRESETS:
+                raise ValueError(f"unknown int8 variant preset {name!r}; presets: "
+                                 f"{', '.join(INT8_PRESETS)}, or NAME=key:value;key:value")
+            variants[name] = dict(INT8_PRESETS[name])
+            continue
+        overrides = {}
+        for pair in (v.strip() for v in spec.split(";")):
+            if not pair:
+                continue
+            key, colon, value = (v.strip() for v in pair.partition(":"))
+            if not colon or not value:
+                raise ValueError(f"int8 variant {name!r}: expected key:value, got {pair!r}")
+            if key not in INT8_VARIANT_KEYS:
+                raise ValueError(f"int8 variant {name!r}: unknown key {key!r}; keys: "
+                                 f"{', '.join(INT8_VARIANT_KEYS)}")
+            if key in overrides:
+                raise ValueError(f"int8 variant {name!r}: key {key!r} given twice")
+            try:
+                TwinOptions(activations="int8", **{key: value})
+            except ValueError as e:
+                raise ValueError(f"int8 variant {name!r}: bad value {value!r} for key {key!r} "
+                                 f"({e})") from None
+            overrides[key] = value
+        if not overrides:
+            raise ValueError(f"int8 variant {name!r}: no key:value given")
+        variants[name] = overrides
+    return variants
+
+
+def _int8_variants(text):
+    try:
+        return parse_int8_variants(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser():
@@ -98,6 +169,14 @@ def build_parser():
                    help="where the TFLite exports are written (default %(default)s)")
     p.add_argument("--reuse-exports", action="store_true",
                    help="reuse exports of the same size and mode found in --tflite-dir")
+    p.add_argument("--int8-variants", type=_int8_variants, default={}, metavar="SPECS",
+                   help="extra TFLite int8 rows 'tflite_int8[NAME]', exported with other "
+                        "TwinOptions (activations int8): comma-separated presets 'xnnpack' "
+                        "(layer_norm:mlp = TwinOptions.xnnpack()) and 'xnnpack_all' "
+                        "(layer_norm:mlp;gelu:sigmoid;softmax:mlp) or "
+                        "'NAME=key:value;key:value' with keys gelu, layer_norm, softmax, mask "
+                        "(quote the ';'); timed and PSNR-compared as tflite_int8, with the "
+                        "XNNPACK partition count per model in the JSON (default none)")
     p.add_argument("--output", default="experiments/results/benchmark_int.json",
                    help="JSON results (default %(default)s)")
     return p
@@ -136,9 +215,10 @@ def _calibration_images(paths, height, width):
     return crops
 
 
-def _export(qat, folder, height, width, activations, float32, images, reuse):
-    """Export (or, with ``reuse``, keep an export of this size and mode in ``folder``)."""
-    from fqliscs_tf.engine.tflite import MANIFEST_FILE, TwinOptions, export_tflite
+def _export(qat, folder, height, width, options, float32, images, reuse):
+    """Export (or, with ``reuse``, keep an export of this size and these
+    :class:`~fqliscs_tf.engine.tflite.TwinOptions` in ``folder``)."""
+    from fqliscs_tf.engine.tflite import MANIFEST_FILE, export_tflite
     manifest = os.path.join(folder, MANIFEST_FILE)
     if reuse and os.path.isfile(manifest):
         with open(manifest) as f:
@@ -146,12 +226,12 @@ def _export(qat, folder, height, width, activations, float32, images, reuse):
         wanted = {"encoder", "decoder"} | ({"encoder_float32", "decoder_float32"}
                                            if float32 else set())
         if ((info["height"], info["width"]) == (height, width)
-                and info["options"]["activations"] == activations
+                and info["options"] == dataclasses.asdict(options)
                 and wanted <= set(info["files"])):
             return 0.0
     start = time.perf_counter()
     export_tflite(qat, folder, height, width, images=images,
-                  options=TwinOptions(activations=activations), float32=float32)
+                  options=options, float32=float32)
     return time.perf_counter() - start
 
 
@@ -165,6 +245,19 @@ def _checks(folders):
             report = check_integer_only(os.path.join(folder, f"{part}.tflite"))
             out[f"{mode}/{part}"] = {k: report[k] for k in (
                 "ok", "tensor_dtypes", "ops", "inputs", "outputs", "violations", "notes")}
+    return out
+
+
+def _delegate_partitions(folder, threads):
+    """Number of XNNPACK delegate nodes (partitions) of the encoder and decoder, loaded with
+    the default resolver as :class:`~fqliscs_tf.engine.tflite.TFLiteCodec` does."""
+    from ai_edge_litert.interpreter import Interpreter
+    out = {}
+    for part in ("encoder", "decoder"):
+        it = Interpreter(model_path=os.path.join(folder, f"{part}.tflite"), num_threads=threads)
+        it.allocate_tensors()
+        out[part] = sum("DELEGATE" in o["op_name"].upper() or "XNNPACK" in o["op_name"].upper()
+                        for o in it._get_ops_details())
     return out
 
 
@@ -249,13 +342,14 @@ def run(args, argv=None):
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from fqliscs_tf.checkpoints import load_model
     from fqliscs_tf.engine import IntegerCodec, export_integer_codec
-    from fqliscs_tf.engine.tflite import TFLiteCodec, _kodak_crops
+    from fqliscs_tf.engine.tflite import TFLiteCodec, TwinOptions, _kodak_crops
     from fqliscs_tf.utils import provenance
 
     float_model = load_model(args.float_model)
     qat, qat_source = _load_qat(args.qat, float_model)
     engine = IntegerCodec(export_integer_codec(qat), "awgn")
     snrs = [float(v) for v in args.psnr_snrs.split(",") if v.strip()]
+    variants = getattr(args, "int8_variants", None) or {}
     calibration = [v for v in args.calibration.split(",") if v.strip()]
     results, psnr_rows, exports, checks = [], [], {}, {}
     load = {"start": os.getloadavg()}
@@ -269,18 +363,37 @@ def run(args, argv=None):
         cal = _calibration_images(calibration, height, width) if calibration else None
         need = set(args.systems)
         exports[size] = {
-            "int8_s": _export(qat, folders["int8"], height, width, "int8",
-                              "tflite_float32" in need, cal, args.reuse_exports),
-            "16x8_s": _export(qat, folders["int16"], height, width, "int16", False, cal,
-                              args.reuse_exports)}
-        checks[size] = _checks(folders)
+            "int8_s": _export(qat, folders["int8"], height, width,
+                              TwinOptions(activations="int8"), "tflite_float32" in need, cal,
+                              args.reuse_exports),
+            "16x8_s": _export(qat, folders["int16"], height, width,
+                              TwinOptions(activations="int16"), False, cal, args.reuse_exports)}
+        variant_folders = {}
+        for name, overrides in variants.items():
+            folder = os.path.join(args.tflite_dir, f"{size}_int8_{name}")
+            print(f"[{size}] exporting int8 variant {name} {overrides}", file=sys.stderr,
+                  flush=True)
+            exports[size][f"int8[{name}]_s"] = _export(
+                qat, folder, height, width, TwinOptions(activations="int8", **overrides), False,
+                cal, args.reuse_exports)
+            variant_folders[f"int8[{name}]"] = folder
+        checks[size] = _checks({**folders, **variant_folders})
+        partitions = {f"tflite_{mode}": _delegate_partitions(folder, args.threads)
+                      for mode, folder in [("int8", folders["int8"]),
+                                           *variant_folders.items()]}
         if snrs:
             psnr_rows += _psnr_rows(engine, {"tflite_int8": folders["int8"],
-                                             "tflite_16x8": folders["int16"]},
+                                             "tflite_16x8": folders["int16"],
+                                             **{f"tflite_{m}": f
+                                                for m, f in variant_folders.items()}},
                                     images, snrs, size)
         x = tf.constant(image)
         snr = tf.constant([args.snr_db])
-        for system in args.systems:
+        systems = list(args.systems)
+        extra = [f"tflite_int8[{name}]" for name in variants]
+        at = systems.index("tflite_int8") + 1 if "tflite_int8" in systems else len(systems)
+        systems[at:at] = extra
+        for system in systems:
             print(f"[{size}] {system}", file=sys.stderr, flush=True)
             row = {"system": system, "size": size, "height": height, "width": width}
             if system == "tf_float32_xla":
@@ -299,8 +412,10 @@ def run(args, argv=None):
                                               args.warmup)["median_ms"]
             else:
                 mode = "int16" if system == "tflite_16x8" else "int8"
+                folder = (variant_folders[system[len("tflite_"):]] if system in extra
+                          else folders[mode])
                 resolver = "ref" if system.endswith("_ref") else "default"
-                codec = TFLiteCodec(folders[mode], "awgn", op_resolver=resolver,
+                codec = TFLiteCodec(folder, "awgn", op_resolver=resolver,
                                     num_threads=args.threads)
                 repeats = args.repeats if resolver == "default" else max(3, args.repeats // 2)
                 row.update(_time(lambda: codec(image, args.snr_db), repeats, 1))
@@ -313,6 +428,11 @@ def run(args, argv=None):
                     codec.decode(latent, code)
                 row["models_only_ms"] = _time(models_only, repeats, 1)["median_ms"]
                 row["op_resolver"] = resolver
+                if system in partitions:
+                    row["xnnpack_partitions"] = partitions[system]
+                if system in extra:
+                    row["options"] = dataclasses.asdict(TwinOptions(
+                        activations="int8", **variants[system[len("tflite_int8["):-1]]))
             results.append(row)
             print(f"[{size}] {system}: {row['median_ms']:.1f} ms", file=sys.stderr, flush=True)
     load["end"] = os.getloadavg()
@@ -330,6 +450,8 @@ def run(args, argv=None):
                         "warmup": args.warmup, "snr_db": args.snr_db, "qat": qat_source,
                         "float_model": args.float_model, "psnr_snrs": snrs,
                         "calibration": calibration or "bundled Kodak images",
+                        "int8_variants": {n: dataclasses.asdict(TwinOptions(
+                            activations="int8", **o)) for n, o in variants.items()},
                         "kodak_images": sorted(os.listdir(os.path.join(
                             os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "fqliscs_tf", "assets", "kodak"))),
@@ -349,24 +471,37 @@ def run(args, argv=None):
 
 def format_table(results):
     """Markdown table: one row per (size, system)."""
+    parts = any("xnnpack_partitions" in r for r in results)
     lines = ["| size | system | median [ms] | min-max [ms] | enc+dec invoke [ms] | "
-             "speed vs TF fp32 |", "|---|---|---:|---:|---:|---:|"]
+             "speed vs TF fp32 |" + (" XNNPACK partitions enc/dec |" if parts else ""),
+             "|---|---|---:|---:|---:|---:|" + ("---:|" if parts else "")]
     for r in results:
         invoke = f"{r['models_only_ms']:.1f}" if "models_only_ms" in r else "-"
         ratio = f"{r['speed_vs_tf_float32']:.2f}x" if "speed_vs_tf_float32" in r else "-"
-        lines.append(f"| {r['size']} | {r['system']} | {r['median_ms']:.1f} | "
-                     f"{r['min_ms']:.1f}-{r['max_ms']:.1f} | {invoke} | {ratio} |")
+        line = (f"| {r['size']} | {r['system']} | {r['median_ms']:.1f} | "
+                f"{r['min_ms']:.1f}-{r['max_ms']:.1f} | {invoke} | {ratio} |")
+        if parts:
+            p = r.get("xnnpack_partitions")
+            line += f" {p['encoder']}/{p['decoder']} |" if p else " - |"
+        lines.append(line)
     return "\n".join(lines)
 
 
 def format_psnr_table(rows):
     """Markdown table: mean PSNR [dB] of the engine and the TFLite exports per (size, SNR)."""
-    lines = ["| size | SNR [dB] | engine | TFLite 16x8 | delta | TFLite int8 | delta |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    extra = []
+    for r in rows:
+        extra += [k for k in r if k.startswith("tflite_int8[") and not k.endswith("_delta_db")
+                  and k not in extra]
+    lines = ["| size | SNR [dB] | engine | TFLite 16x8 | delta | TFLite int8 | delta |"
+             + "".join(f" {k} | delta |" for k in extra),
+             "|---|---:|---:|---:|---:|---:|---:|" + "---:|---:|" * len(extra)]
     for r in rows:
         lines.append(f"| {r['size']} | {r['snr_db']:g} | {np.mean(r['engine']):.3f} | "
                      f"{np.mean(r['tflite_16x8']):.3f} | {r['tflite_16x8_delta_db']:+.3f} | "
-                     f"{np.mean(r['tflite_int8']):.3f} | {r['tflite_int8_delta_db']:+.3f} |")
+                     f"{np.mean(r['tflite_int8']):.3f} | {r['tflite_int8_delta_db']:+.3f} |"
+                     + "".join(f" {np.mean(r[k]):.3f} | {r[k + '_delta_db']:+.3f} |"
+                               if k in r else " - | - |" for k in extra))
     return "\n".join(lines)
 
 
