@@ -304,8 +304,8 @@ def save_integer_codec(params, directory):
     np.savez_compressed(os.path.join(directory, ENGINE_ARRAYS), **arrays)
     info = {"family": "swin-int", "config": params.config.to_dict(),
             "quant": params.spec.to_dict(), "layers": layout, "meta": params.meta}
-    with open(os.path.join(directory, ENGINE_FILE), "w") as f:
-        json.dump(info, f, indent=1)
+    with open(os.path.join(directory, ENGINE_FILE), "w") as f:  # compact: ~30 % smaller
+        json.dump(info, f, separators=(",", ":"))
     return directory
 
 
