@@ -138,7 +138,10 @@ RECORD_FIELDS = ("system", "label", "kind", "channel", "snr_db", "cbr", "num_ima
                  "num_samples", "psnr", "psnr_std", "psnr_ci95", "ms_ssim", "ms_ssim_std",
                  "ms_ssim_ci95", "success_rate", "bpp")
 CHANNEL_LABELS = {"none": "no channel", "awgn": "AWGN", "rayleigh": "Rayleigh",
-                  "rayleigh-fast": "Rayleigh (fast)", "rayleigh-block": "Rayleigh (block)"}
+                  "rayleigh-fast": "Rayleigh (fast)", "rayleigh-block": "Rayleigh (block)",
+                  "ofdm-rayleigh": "OFDM-Rayleigh", "ofdm-tdl": "OFDM-TDL",
+                  "ofdm-cdl": "OFDM-CDL", "ofdm-umi": "OFDM-UMi", "ofdm-uma": "OFDM-UMa",
+                  "mimo": "MIMO", "mimo-ofdm-cdl": "MIMO-OFDM-CDL"}
 #: Channels with a published WITT curve ("rayleigh" is fast fading, as in WITT).
 WITT_REFERENCE_KEYS = {"awgn": "awgn", "rayleigh": "rayleigh", "rayleigh-fast": "rayleigh"}
 
