@@ -7,18 +7,20 @@ and a 3GPP CDL-A OFDM link at SNR 1, 4, 7, 10 and 13 dB, one transmission per im
 and channel, with these systems (``--systems``, the specs of :mod:`experiments.evaluate`;
 shipped model names stand for their folders under ``fqliscs_tf/weights/``):
 
-    int:lite_c96_awgn_int                  the integer codec (AWGN-trained, integer channel
-                                           on AWGN and Rayleigh; on OFDM its int8 symbols go
-                                           through the float Sionna link)
-    float:lite_c96_awgn                    the float codec it was quantized from
-    float:lite_c96_rayleigh,only=rayleigh  the Rayleigh-trained float codec, on Rayleigh only
-    separation:best,only=awgn+rayleigh     best image codec + 5G LDPC/QAM, ideal adaptive MCS
-    capacity:best                          best image codec within k C(SNR) bits (a bound)
+    int:lite_c96_awgn_int,only=awgn             the integer codecs, each trained through the
+    int:lite_c96_rayleigh_int,only=rayleigh     channel it is shown on (QAT; integer channel on
+    int:lite_c96_ofdm_cdl_int,only=ofdm-cdl     AWGN and Rayleigh; on OFDM its int8 symbols go
+                                                through the float Sionna link)
+    float:lite_c96_awgn,only=awgn+ofdm-cdl      the float codecs the integer ones come from
+    float:lite_c96_rayleigh,only=rayleigh       (OFDM-CDL: its integer codec was fine-tuned
+                                                from the AWGN float codec)
+    separation:best                             best image codec + 5G LDPC/QAM, ideal adaptive MCS
+                                                (on OFDM-CDL: genie MCS search per realisation)
+    capacity:best                               best image codec within k C(SNR) bits (a bound)
 
-``only=CH[+CH...]`` (a demo option) restricts a system to those channels. Separation over
-OFDM-CDL (genie MCS search, ``fqliscs-evaluate``) is left out by default to keep the demo
-within a few minutes; systems that cannot serve a channel (capacity is computed for AWGN
-and Rayleigh only) are skipped there, and the table and the plot legend say so. The numbers
+``only=CH[+CH...]`` (a demo option) restricts a system to those channels. Systems that
+cannot serve a channel (capacity is computed for AWGN and Rayleigh only) are skipped there,
+and the table and the plot legend say so. The numbers
 come from the evaluation command's functions (:func:`experiments.evaluate.run_cell`, ``summarize``, ``plot_vs_snr``),
 with the same per-transmission seeds. Outputs in ``--outdir``::
 
@@ -51,15 +53,16 @@ from experiments.evaluate import DEFAULT_IMAGES
 __all__ = ["main", "run", "build_parser", "DEFAULT_SYSTEMS", "DEFAULT_CHANNELS", "DEFAULT_IMAGES"]
 
 #: Default systems (``only=`` restricts a system to some channels).
-DEFAULT_SYSTEMS = ("int:lite_c96_awgn_int", "float:lite_c96_awgn",
-                   "float:lite_c96_rayleigh,only=rayleigh", "separation:best,only=awgn+rayleigh",
-                   "capacity:best")
+DEFAULT_SYSTEMS = ("int:lite_c96_awgn_int,only=awgn", "int:lite_c96_rayleigh_int,only=rayleigh",
+                   "int:lite_c96_ofdm_cdl_int,only=ofdm-cdl", "float:lite_c96_awgn,only=awgn+ofdm-cdl",
+                   "float:lite_c96_rayleigh,only=rayleigh", "separation:best", "capacity:best")
 DEFAULT_CHANNELS = "awgn,rayleigh,ofdm-cdl"
 _MAX_GRID_ROWS = 4
 _JSCC_KINDS = ("int", "qat", "float")
 #: CPU seconds per transmission of a 768x512 image on the demo's machine (XLA compile and
 #: tracing included), to share the work between the two processes of ``--jobs 2``.
 _COST = {"int": 3.3, "qat": 2.0, "float": 1.7, "separation": 2.6, "capacity": 0.7}
+_SEPARATION_LINK_COST = 10.0  # separation over an OFDM / MIMO link
 _TITLES = {"rayleigh": "Rayleigh, fast fading (per symbol), perfect CSI, MMSE"}
 
 
@@ -69,7 +72,8 @@ def build_parser():
         epilog="System specs: int:FOLDER | float:FOLDER | qat:FOLDER | separation:CODEC|best | "
                "capacity:CODEC|best, with ,KEY=VALUE options as in fqliscs-evaluate, plus "
                "only=CH[+CH...] to run a system on some channels only. FOLDER may be the name "
-               "of a shipped model (lite_c96_awgn, lite_c96_rayleigh, lite_c96_awgn_int).")
+               "of a shipped model (fqliscs_tf/weights/: lite_c96_awgn, lite_c96_rayleigh, "
+               "lite_c96_awgn_int, lite_c96_rayleigh_int, lite_c96_ofdm_cdl_int, ...).")
     p.add_argument("--systems", nargs="+", default=list(DEFAULT_SYSTEMS), metavar="KIND:ARG",
                    help="systems to compare (default: %(default)s)")
     p.add_argument("--images", default=DEFAULT_IMAGES,
@@ -260,7 +264,9 @@ def _split(groups):
 
 
 def _cost(group):
-    system, _, cells = group
+    system, ch, cells = group
+    if system.kind == "separation" and ch.type not in ("awgn", "rayleigh"):
+        return _SEPARATION_LINK_COST * len(cells)  # genie MCS search through the link
     return _COST.get(system.kind, 2.0) * len(cells)
 
 

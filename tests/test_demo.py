@@ -151,9 +151,10 @@ def test_demo_missing_model(tmp_path):
 def test_demo_defaults_point_into_package():
     args = demo.build_parser().parse_args([])
     assert args.systems == list(demo.DEFAULT_SYSTEMS) == [
-        "int:lite_c96_awgn_int", "float:lite_c96_awgn", "float:lite_c96_rayleigh,only=rayleigh",
-        "separation:best,only=awgn+rayleigh", "capacity:best"]
-    for spec in args.systems[:3]:  # shipped model names resolve to their folders
+        "int:lite_c96_awgn_int,only=awgn", "int:lite_c96_rayleigh_int,only=rayleigh",
+        "int:lite_c96_ofdm_cdl_int,only=ofdm-cdl", "float:lite_c96_awgn,only=awgn+ofdm-cdl",
+        "float:lite_c96_rayleigh,only=rayleigh", "separation:best", "capacity:best"]
+    for spec in args.systems[:5]:  # shipped model names resolve to their folders
         folder = Path(ev.resolve_model_dir(spec.split(":", 1)[1].split(",")[0]))
         assert folder.parent == ev.WEIGHTS_DIR and folder.is_dir()
     assert args.outdir == "outputs"
