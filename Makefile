@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# pytest-xdist workers for `make test` (the suite keeps about one core busy per worker).
+TEST_WORKERS ?= 2
 
 .PHONY: demo test install clean
 
@@ -20,7 +22,7 @@ demo: $(STAMP)
 	$(PY) -m experiments.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=10
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10
 
 clean:
 	rm -rf outputs .pytest_cache build *.egg-info
