@@ -491,11 +491,6 @@ class LDPCQAMLink(Block):
         return self._channel_name
 
     @property
-    def channel_name(self):
-        """`str` : Channel type"""
-        return self._channel_name
-
-    @property
     def channel_params(self):
         """`dict` : Parameters of the channel layer (OFDM / MIMO links)"""
         return dict(self._channel_params)
