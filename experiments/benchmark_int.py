@@ -248,19 +248,6 @@ def _checks(folders):
     return out
 
 
-def _delegate_partitions(folder, threads):
-    """Number of XNNPACK delegate nodes (partitions) of the encoder and decoder, loaded with
-    the default resolver as :class:`~fqliscs_tf.engine.tflite.TFLiteCodec` does."""
-    from ai_edge_litert.interpreter import Interpreter
-    out = {}
-    for part in ("encoder", "decoder"):
-        it = Interpreter(model_path=os.path.join(folder, f"{part}.tflite"), num_threads=threads)
-        it.allocate_tensors()
-        out[part] = sum("DELEGATE" in o["op_name"].upper() or "XNNPACK" in o["op_name"].upper()
-                        for o in it._get_ops_details())
-    return out
-
-
 def _psnr(x, x_hat):
     return 10.0 * np.log10(1.0 / np.mean((np.asarray(x) - np.asarray(x_hat)) ** 2,
                                          axis=(1, 2, 3)))
@@ -342,7 +329,8 @@ def run(args, argv=None):
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from fqliscs_tf.checkpoints import load_model
     from fqliscs_tf.engine import IntegerCodec, export_integer_codec
-    from fqliscs_tf.engine.tflite import TFLiteCodec, TwinOptions, _kodak_crops
+    from fqliscs_tf.engine.tflite import (TFLiteCodec, TwinOptions, _kodak_crops,
+                                          xnnpack_partitions)
     from fqliscs_tf.utils import provenance
 
     float_model = load_model(args.float_model)
@@ -350,6 +338,8 @@ def run(args, argv=None):
     engine = IntegerCodec(export_integer_codec(qat), "awgn")
     snrs = [float(v) for v in args.psnr_snrs.split(",") if v.strip()]
     variants = getattr(args, "int8_variants", None) or {}
+    variant_options = {n: TwinOptions(activations="int8", **o) for n, o in variants.items()}
+    row_options = {f"tflite_int8[{n}]": o for n, o in variant_options.items()}
     calibration = [v for v in args.calibration.split(",") if v.strip()]
     results, psnr_rows, exports, checks = [], [], {}, {}
     load = {"start": os.getloadavg()}
@@ -368,29 +358,30 @@ def run(args, argv=None):
                               args.reuse_exports),
             "16x8_s": _export(qat, folders["int16"], height, width,
                               TwinOptions(activations="int16"), False, cal, args.reuse_exports)}
-        variant_folders = {}
-        for name, overrides in variants.items():
+        variant_folders = {}  # row name -> export folder
+        for name, options in variant_options.items():
             folder = os.path.join(args.tflite_dir, f"{size}_int8_{name}")
-            print(f"[{size}] exporting int8 variant {name} {overrides}", file=sys.stderr,
+            print(f"[{size}] exporting int8 variant {name} {variants[name]}", file=sys.stderr,
                   flush=True)
-            exports[size][f"int8[{name}]_s"] = _export(
-                qat, folder, height, width, TwinOptions(activations="int8", **overrides), False,
-                cal, args.reuse_exports)
-            variant_folders[f"int8[{name}]"] = folder
-        checks[size] = _checks({**folders, **variant_folders})
-        partitions = {f"tflite_{mode}": _delegate_partitions(folder, args.threads)
-                      for mode, folder in [("int8", folders["int8"]),
-                                           *variant_folders.items()]}
+            exports[size][f"int8[{name}]_s"] = _export(qat, folder, height, width, options,
+                                                       False, cal, args.reuse_exports)
+            variant_folders[f"tflite_int8[{name}]"] = folder
+        checks[size] = _checks({**folders, **{row[len("tflite_"):]: f
+                                              for row, f in variant_folders.items()}})
+        partitions = {row: {part: xnnpack_partitions(os.path.join(folder, f"{part}.tflite"),
+                                                     args.threads)
+                            for part in ("encoder", "decoder")}
+                      for row, folder in [("tflite_int8", folders["int8"]),
+                                          *variant_folders.items()]}
         if snrs:
             psnr_rows += _psnr_rows(engine, {"tflite_int8": folders["int8"],
                                              "tflite_16x8": folders["int16"],
-                                             **{f"tflite_{m}": f
-                                                for m, f in variant_folders.items()}},
+                                             **variant_folders},
                                     images, snrs, size)
         x = tf.constant(image)
         snr = tf.constant([args.snr_db])
         systems = list(args.systems)
-        extra = [f"tflite_int8[{name}]" for name in variants]
+        extra = list(variant_folders)
         at = systems.index("tflite_int8") + 1 if "tflite_int8" in systems else len(systems)
         systems[at:at] = extra
         for system in systems:
@@ -412,8 +403,7 @@ def run(args, argv=None):
                                               args.warmup)["median_ms"]
             else:
                 mode = "int16" if system == "tflite_16x8" else "int8"
-                folder = (variant_folders[system[len("tflite_"):]] if system in extra
-                          else folders[mode])
+                folder = variant_folders.get(system, folders[mode])
                 resolver = "ref" if system.endswith("_ref") else "default"
                 codec = TFLiteCodec(folder, "awgn", op_resolver=resolver,
                                     num_threads=args.threads)
@@ -431,8 +421,7 @@ def run(args, argv=None):
                 if system in partitions:
                     row["xnnpack_partitions"] = partitions[system]
                 if system in extra:
-                    row["options"] = dataclasses.asdict(TwinOptions(
-                        activations="int8", **variants[system[len("tflite_int8["):-1]]))
+                    row["options"] = dataclasses.asdict(row_options[system])
             results.append(row)
             print(f"[{size}] {system}: {row['median_ms']:.1f} ms", file=sys.stderr, flush=True)
     load["end"] = os.getloadavg()
@@ -450,8 +439,8 @@ def run(args, argv=None):
                         "warmup": args.warmup, "snr_db": args.snr_db, "qat": qat_source,
                         "float_model": args.float_model, "psnr_snrs": snrs,
                         "calibration": calibration or "bundled Kodak images",
-                        "int8_variants": {n: dataclasses.asdict(TwinOptions(
-                            activations="int8", **o)) for n, o in variants.items()},
+                        "int8_variants": {n: dataclasses.asdict(o)
+                                          for n, o in variant_options.items()},
                         "kodak_images": sorted(os.listdir(os.path.join(
                             os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "fqliscs_tf", "assets", "kodak"))),

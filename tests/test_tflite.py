@@ -8,7 +8,8 @@ import tensorflow as tf
 from conftest import smooth_images
 from fqliscs_tf.engine import IntegerCodec, export_integer_codec
 from fqliscs_tf.engine.tflite import (IntegerOnlyError, TFLiteCodec, TwinOptions,
-                                      check_integer_only, export_float_tflite, export_tflite)
+                                      check_integer_only, export_float_tflite, export_tflite,
+                                      xnnpack_partitions)
 
 SIZE = 32  # the tiny codec's smallest image: 2 x 2 windows of 4 x 4 tokens in stage 0
 # Measured on the untrained tiny codec (6 image pairs x 2 SNRs, both resolvers):
@@ -139,15 +140,6 @@ def test_twin_options_are_validated():
     assert TwinOptions(activations="int8").norm_method == "l2"
 
 
-def _xnnpack_partitions(path):
-    """(delegate partitions, op names of the original graph) with the default resolver."""
-    from ai_edge_litert.interpreter import Interpreter
-    interpreter = Interpreter(model_path=path, num_threads=1)
-    interpreter.allocate_tensors()
-    names = [op["op_name"] for op in interpreter._get_ops_details()]
-    return names.count("DELEGATE"), [n for n in names if n != "DELEGATE"]
-
-
 def test_xnnpack_twin_is_one_delegate_partition(tiny_qat, engine_reference, tmp_path):
     """TwinOptions.xnnpack(gelu="sigmoid", softmax="mlp"): GELU, LayerNorm and softmax from ops
     XNNPACK takes in int8 (no SOFTMAX, L2_NORMALIZATION, GELU or RSQRT), so the whole model is
@@ -163,7 +155,7 @@ def test_xnnpack_twin_is_one_delegate_partition(tiny_qat, engine_reference, tmp_
             report = check_integer_only(paths[name], resolver=resolver)
             assert report["ok"], (resolver, report["violations"])
         assert not {"SOFTMAX", "L2_NORMALIZATION", "GELU", "RSQRT"} & set(report["ops"])
-        partitions, _ = _xnnpack_partitions(paths[name])
+        partitions = xnnpack_partitions(paths[name])
         assert partitions == 1, (name, partitions)
     images, reference = engine_reference
     codec = TFLiteCodec(str(tmp_path), "awgn")

@@ -62,7 +62,7 @@ from fqliscs_tf.swin import (PatchEmbed, PatchMerging, PatchReverseMerging, Swin
 from phy.integer_channel import get_int_channel, int_power_normalize
 
 __all__ = ["TwinOptions", "export_tflite", "export_float_tflite", "check_integer_only",
-           "IntegerOnlyError", "TFLiteCodec", "MANIFEST_FILE", "FLOAT_RUNTIME_KERNELS",
+           "xnnpack_partitions", "IntegerOnlyError", "TFLiteCodec", "MANIFEST_FILE", "FLOAT_RUNTIME_KERNELS",
            "FLOAT_PREPARE_KERNELS"]
 
 MANIFEST_FILE = "tflite.json"
@@ -358,12 +358,15 @@ class _Part:
 
     def centred(self, x, name):
         """``x - mean(x)`` on its measured 8-bit grid."""
-        d = x - tf.reduce_mean(x, axis=-1, keepdims=True)
-        self.observe(f"{name}/centred", d)
+        return self.fq_observed(f"{name}/centred", x - tf.reduce_mean(x, axis=-1, keepdims=True))
+
+    def fq_observed(self, name, x):
+        """``x`` on the symmetric 8-bit grid of its measured range (probe pass: measured)."""
+        self.observe(name, x)
         if self.probe is None and self.quantize:
-            lo, hi = self.measured[f"{name}/centred"]
-            d = self.fq(d, max(abs(lo), abs(hi), 1e-8))
-        return d
+            lo, hi = self.measured[name]
+            x = self.fq(x, max(abs(lo), abs(hi), 1e-8))
+        return x
 
     def normalize_mlp(self, x, name):
         """``l2_normalize(x - mean)`` from XNNPACK-delegated int8 ops: the sum of squares of
@@ -374,7 +377,7 @@ class _Part:
         shape = d.shape.as_list()
         rows = tf.reshape(d, [-1, 1, shape[-1]])
         sumsq = tf.reshape(tf.matmul(rows, rows, transpose_b=True), shape[:-1] + [1])
-        self.observe_percentile(f"{name}/sumsq", sumsq, 0.1)
+        self.observe(f"{name}/sumsq", sumsq, low_percentile=0.1)
         if self.probe is not None:
             n = d * tf.math.rsqrt(sumsq)
         else:
@@ -382,11 +385,7 @@ class _Part:
             params, rmax = _rsqrt_mlp(high, max(low, high / 255.0, 1e-12))
             r = self.sigmoid_mlp(self.fq_range(sumsq, 0.0, high), params, 0.0, rmax)
             n = d * r
-        self.observe(f"{name}/normalized", n)
-        if self.probe is None:
-            lo, hi = self.measured[f"{name}/normalized"]
-            n = self.fq(n, max(abs(lo), abs(hi), 1e-8))
-        return n
+        return self.fq_observed(f"{name}/normalized", n)
 
     def conv1x1(self, x, w, b):
         """``x [1, T, 1, Cin] @ w [Cin, Cout] + b`` as CONV_2D with a per-channel int8 kernel."""
@@ -597,17 +596,13 @@ class _Part:
         (int8), its clipping (int16)."""
         return self.fq(x, self.absmax(layer, name))
 
-    def observe(self, name, x):
+    def observe(self, name, x, low_percentile=None):
+        """Probe pass: widen the range of ``name`` to ``x``'s minimum (or its
+        ``low_percentile`` %) and maximum."""
         if self.probe is not None:
-            lo, hi = float(tf.reduce_min(x)), float(tf.reduce_max(x))
-            old = self.probe.get(name, (lo, hi))
-            self.probe[name] = (min(lo, old[0]), max(hi, old[1]))
-
-    def observe_percentile(self, name, x, q):
-        """Like :meth:`observe`, with the ``q`` % percentile (smallest over the calls) in
-        place of the minimum."""
-        if self.probe is not None:
-            lo, hi = float(np.percentile(np.asarray(x), q)), float(tf.reduce_max(x))
+            lo = (float(tf.reduce_min(x)) if low_percentile is None
+                  else float(np.percentile(np.asarray(x), low_percentile)))
+            hi = float(tf.reduce_max(x))
             old = self.probe.get(name, (lo, hi))
             self.probe[name] = (min(lo, old[0]), max(hi, old[1]))
 
@@ -947,6 +942,15 @@ def _io(details):
              "dtype": np.dtype(d["dtype"]).name,
              "scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])}
             for d in details]
+
+
+def xnnpack_partitions(path, num_threads=1):
+    """Number of XNNPACK delegate partitions (``DELEGATE`` nodes) of a ``.tflite`` file
+    loaded with ai-edge-litert's default resolver, as :class:`TFLiteCodec` loads it."""
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=path, num_threads=num_threads)
+    interpreter.allocate_tensors()
+    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
 
 
 def check_integer_only(path, *, resolver="ref", raise_error=False):
