@@ -264,8 +264,9 @@ def _split(groups):
 
 
 def _cost(group):
+    from phy.separation import GENIE_CHANNELS
     system, ch, cells = group
-    if system.kind == "separation" and ch.type not in ("awgn", "rayleigh"):
+    if system.kind == "separation" and ch.type in GENIE_CHANNELS:
         return _SEPARATION_LINK_COST * len(cells)  # genie MCS search through the link
     return _COST.get(system.kind, 2.0) * len(cells)
 
