@@ -119,6 +119,16 @@ def build_parser():
     g.add_argument("--init-from", default=None,
                    help="start training from these weights (an exported model folder or a "
                         "run folder), e.g. a fixed-SNR model for the SNR curriculum")
+    g.add_argument("--continue-from", default=None,
+                   help="continue training an exported model folder (a shipped model or a "
+                        "run's export/) as a later sitting of its run: the weights, the step "
+                        "count (schedule, SNR draws) and the training seconds (--time-budget) "
+                        "go on from the folder's record; --steps is the new total. Adam's "
+                        "moments start fresh (see --rewarm-steps): a model folder is a "
+                        "resumable checkpoint without the optimizer state")
+    g.add_argument("--rewarm-steps", type=int, default=100,
+                   help="with --continue-from: linear learning-rate ramp over the first N "
+                        "steps while Adam's moments are re-estimated (0 = none)")
     g.add_argument("--init-partial", action="store_true",
                    help="with --init-from: start from a model of the same preset with another "
                         "--C (e.g. C=32 from the shipped C=96 one): equal-shape weights are "
@@ -208,6 +218,11 @@ def _resolve(args, parser):
         _fail(parser, f"--lr must be positive, got {args.lr}")
     if args.init_partial and not args.init_from:
         _fail(parser, "--init-partial needs --init-from")
+    if args.continue_from and (args.init_from or args.qat):
+        _fail(parser, "--continue-from continues a float model; it cannot be combined with "
+                      "--init-from or --qat")
+    if args.rewarm_steps < 0:
+        _fail(parser, f"--rewarm-steps must be >= 0, got {args.rewarm_steps}")
     if args.time_budget < 0:
         _fail(parser, f"--time-budget must be >= 0 seconds, got {args.time_budget}")
     if args.steps is not None and args.epochs is not None:
@@ -251,7 +266,7 @@ def _run_config(args):
             "multiple_snr", "model",
             "model_size", "batch_size", "crop", "lr", "lr_schedule", "warmup_steps", "steps",
             "seed", "train_dir", "qat", "quant_spec_dict", "init_from", "init_partial",
-            "time_budget"]
+            "continue_from", "rewarm_steps", "time_budget"]
     return {k: getattr(args, k) for k in keys}
 
 
@@ -273,19 +288,48 @@ def _test_images(args, cfg):
     return items
 
 
-def _train_data(args, cfg, strategy):
+def _num_train_images(args, cfg):
     from fqliscs_tf import cifar, data
     if args.trainset == "CIFAR10":
-        ds = cifar.cifar10_dataset(args.train_dir, "train", args.batch_size, args.seed, training=True)
-        num = cifar.cifar10_arrays(args.train_dir, "train")[0].shape[0]
+        return cifar.cifar10_arrays(args.train_dir, "train")[0].shape[0]
+    if args.crop % cfg.size_multiple:
+        raise ValueError(f"--crop {args.crop} must be a multiple of {cfg.size_multiple} for "
+                         f"preset {cfg.name!r}")
+    return len(data.list_images(args.train_dir))
+
+
+def data_seed(seed, first_step):
+    """Seed of the data stream of a sitting that starts at ``first_step``: ``seed`` for the
+    first sitting; a later sitting draws a fresh, reproducible stream instead of seeing the
+    first sitting's crops again (the data iterator is not checkpointed)."""
+    return int(seed) if first_step == 0 else (int(seed) * 1_000_003 + int(first_step)) % 2 ** 31
+
+
+def _train_data(args, strategy, first_step=0):
+    from fqliscs_tf import cifar, data
+    seed = data_seed(args.seed, first_step)
+    if args.trainset == "CIFAR10":
+        ds = cifar.cifar10_dataset(args.train_dir, "train", args.batch_size, seed, training=True)
     else:
-        files = data.list_images(args.train_dir)
-        num = len(files)
-        if args.crop % cfg.size_multiple:
-            raise ValueError(f"--crop {args.crop} must be a multiple of {cfg.size_multiple} for "
-                             f"preset {cfg.name!r}")
-        ds = data.train_dataset(files, args.crop, args.batch_size, args.seed)
-    return strategy.experimental_distribute_dataset(ds), num
+        ds = data.train_dataset(data.list_images(args.train_dir), args.crop, args.batch_size, seed)
+    return strategy.experimental_distribute_dataset(ds)
+
+
+def _continuation(args):
+    """``(folder, steps, train_seconds)`` recorded by the model folder of --continue-from."""
+    from fqliscs_tf.checkpoints import MODEL_FILE, read_model_info
+    src = args.continue_from
+    if not os.path.isfile(os.path.join(src, MODEL_FILE)):
+        src = os.path.join(src, "export")  # a run folder holds its export there
+    meta = read_model_info(src).get("meta", {})
+    steps = meta.get("steps")
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"--continue-from {args.continue_from!r}: model.json records no step "
+                         "count (meta.steps); use --init-from to start a new run from it")
+    if "train_seconds" not in meta:
+        log.warning("--continue-from %s: model.json records no training seconds; "
+                    "--time-budget counts from 0", args.continue_from)
+    return src, steps, float(meta.get("train_seconds", 0.0))
 
 
 def _write_results(path, records, args, model_name, cbr, extra_meta):
@@ -420,10 +464,16 @@ def train(args, strategy):
         with open(run_cfg_path, "w") as f:
             json.dump(_run_config(args), f, indent=2)
 
-    ds, num_images = _train_data(args, cfg, strategy)
+    num_images = _num_train_images(args, cfg)
+    start_step, start_seconds, continue_src = 0, 0.0, None
+    if args.continue_from:
+        continue_src, start_step, start_seconds = _continuation(args)
     if args.steps is None:
         args.steps = (int(args.epochs * steps_per_epoch(num_images, args.batch_size))
                       if args.epochs is not None else 10000)
+    if args.steps <= start_step:
+        raise ValueError(f"--steps {args.steps} is not beyond the {start_step} steps already in "
+                         f"--continue-from {args.continue_from!r}: give the new total")
     jit = not args.no_jit
     if jit and strategy.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
         # XLA clusters cannot reach variables of a second logical CPU device.
@@ -439,7 +489,8 @@ def train(args, strategy):
         trainer = Trainer(model, args.snr_list, args.distortion_metric, args.lr, args.batch_size,
                           args.seed, jit_compile=jit, strategy=strategy,
                           total_steps=args.steps, lr_schedule=args.lr_schedule,
-                          warmup_steps=args.warmup_steps)
+                          warmup_steps=args.warmup_steps, start_step=start_step,
+                          rewarm_steps=args.rewarm_steps if continue_src else 0)
     ckpt = trainer.checkpoint()
     if not chief:
         # Every worker must save (collective ops), but only the chief writes to --workdir.
@@ -449,6 +500,13 @@ def train(args, strategy):
     if args.resume and latest:
         ckpt.restore(latest)
         log.info("resumed from %s at step %d", latest, trainer.current_step)
+    elif continue_src:
+        set_weights_checked(model, load_model(continue_src).get_weights(),
+                            source=args.continue_from)
+        trainer.train_seconds.assign(start_seconds)
+        log.info("continuing %s at step %d (%.0f s of training so far), fresh Adam moments, "
+                 "learning rate re-warmed over %d steps", args.continue_from, start_step,
+                 start_seconds, args.rewarm_steps)
     elif args.init_from and not args.qat:
         src = args.init_from
         if not os.path.isfile(os.path.join(src, MODEL_FILE)):
@@ -468,7 +526,7 @@ def train(args, strategy):
              f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas)", jit)
 
     start_step = trainer.current_step
-    it = iter(ds)
+    it = iter(_train_data(args, strategy, start_step))
     bar = tqdm(total=args.steps, initial=start_step, disable=args.quiet, dynamic_ncols=True,
                desc="train")
     t0, seen = time.time(), 0
@@ -510,10 +568,12 @@ def train(args, strategy):
     export_dir = os.path.join(args.workdir, "export")
     if args.qat:
         from fqliscs_tf.quant.qat import save_qat
-        save_qat(model, export_dir, steps=trainer.current_step, run_config=_run_config(args),
-                 command=" ".join(sys.argv))
+        save_qat(model, export_dir, steps=trainer.current_step,
+                 train_seconds=round(float(trainer.train_seconds.numpy()), 1),
+                 run_config=_run_config(args), command=" ".join(sys.argv))
     else:
         export_model(model, export_dir, steps=trainer.current_step,
+                     train_seconds=round(float(trainer.train_seconds.numpy()), 1),
                      run_config=_run_config(args), command=" ".join(sys.argv))
     log.info("exported weights to %s", export_dir)
     return model

@@ -51,34 +51,56 @@ def make_strategy(kind="auto"):
 
 
 class _WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    def __init__(self, lr, total_steps, warmup_steps, final_ratio):
-        self.lr, self.total, self.warmup, self.final = lr, total_steps, warmup_steps, final_ratio
+    """Linear warm-up, then cosine decay, of the optimizer's iteration count.
 
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
+    ``start_step`` shifts the schedule for a run continued from a model folder (the
+    optimizer counts from 0 again, the schedule goes on at ``start_step``), and
+    ``rewarm_steps`` ramps the rate up linearly over the first iterations of such a run,
+    while Adam's fresh moments are estimated.
+    """
+
+    def __init__(self, lr, total_steps, warmup_steps, final_ratio, start_step=0,
+                 rewarm_steps=0):
+        self.lr, self.total, self.warmup, self.final = lr, total_steps, warmup_steps, final_ratio
+        self.start, self.rewarm = int(start_step), int(rewarm_steps)
+
+    def __call__(self, iteration):
+        iteration = tf.cast(iteration, tf.float32)
+        step = iteration + float(self.start)
         warm = tf.minimum(1.0, (step + 1.0) / max(1, self.warmup)) if self.warmup else 1.0
+        if self.rewarm:
+            warm = warm * tf.minimum(1.0, (iteration + 1.0) / self.rewarm)
         t = tf.clip_by_value((step - self.warmup) / max(1, self.total - self.warmup), 0.0, 1.0)
         cos = self.final + (1 - self.final) * 0.5 * (1 + tf.cos(np.pi * t))
         return self.lr * warm * cos
 
     def get_config(self):
         return {"lr": self.lr, "total_steps": self.total, "warmup_steps": self.warmup,
-                "final_ratio": self.final}
+                "final_ratio": self.final, "start_step": self.start,
+                "rewarm_steps": self.rewarm}
 
 
 def learning_rate_schedule(lr, kind="constant", total_steps=None, warmup_steps=0,
-                           final_lr_ratio=0.05):
-    """A constant rate, or linear warm-up then cosine decay to ``lr * final_lr_ratio``."""
+                           final_lr_ratio=0.05, start_step=0, rewarm_steps=0):
+    """A constant rate, or linear warm-up then cosine decay to ``lr * final_lr_ratio``.
+
+    ``start_step``: the schedule's step at the optimizer's iteration 0 (a continued run);
+    ``rewarm_steps``: linear ramp over the first iterations of such a run (0 = none).
+    """
     if lr <= 0:
         raise ValueError(f"learning rate must be positive, got {lr}")
+    if start_step < 0 or rewarm_steps < 0:
+        raise ValueError(f"start_step and rewarm_steps must be >= 0, got {start_step} and "
+                         f"{rewarm_steps}")
     if kind == "constant":
-        if not warmup_steps:
+        if not warmup_steps and not rewarm_steps:
             return lr
-        return _WarmupCosine(lr, 10 ** 12, warmup_steps, 1.0)
+        return _WarmupCosine(lr, 10 ** 12, warmup_steps, 1.0, start_step, rewarm_steps)
     if kind == "cosine":
         if not total_steps:
             raise ValueError("the cosine schedule needs total_steps")
-        return _WarmupCosine(lr, int(total_steps), int(warmup_steps), float(final_lr_ratio))
+        return _WarmupCosine(lr, int(total_steps), int(warmup_steps), float(final_lr_ratio),
+                             start_step, rewarm_steps)
     raise ValueError(f"unknown learning-rate schedule {kind!r}; choose constant or cosine")
 
 
@@ -105,11 +127,16 @@ class Trainer:
     lr_schedule : "constant" or "cosine"
     warmup_steps : int
         Linear warm-up from 0 to ``lr``.
+    start_step : int
+        Continue a trained model: the step counter (SNR draws, schedule, ``--time-budget``)
+        starts here, the optimizer's moments start fresh.
+    rewarm_steps : int
+        With ``start_step``: linear learning-rate ramp over the first steps of this run.
     """
 
     def __init__(self, model, snr_list, metric="MSE", lr=1e-4, global_batch_size=1, seed=0,
                  jit_compile=True, strategy=None, total_steps=None, lr_schedule="constant",
-                 warmup_steps=0, final_lr_ratio=0.05):
+                 warmup_steps=0, final_lr_ratio=0.05, start_step=0, rewarm_steps=0):
         self.model = model
         self.strategy = strategy or tf.distribute.get_strategy()
         self.snr_list = tf.constant(snr_list, tf.float32)
@@ -117,8 +144,9 @@ class Trainer:
         self.global_batch_size = int(global_batch_size)
         self.seed = int(seed)
         self.optimizer = keras.optimizers.Adam(
-            learning_rate_schedule(lr, lr_schedule, total_steps, warmup_steps, final_lr_ratio))
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            learning_rate_schedule(lr, lr_schedule, total_steps, warmup_steps, final_lr_ratio,
+                                   start_step, rewarm_steps))
+        self.step = tf.Variable(int(start_step), dtype=tf.int64, trainable=False, name="step")
         # Wall-clock seconds spent in train steps over all sittings (for --time-budget).
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
                                          name="train_seconds")

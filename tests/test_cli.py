@@ -83,6 +83,39 @@ def test_time_budget_stops_and_adds_up_over_sittings(dirs):
     assert json.load(open(os.path.join(work, "export", "model.json")))["meta"]["steps"] == steps
 
 
+def test_continue_from_a_model_folder_adds_up(dirs):
+    """--continue-from takes a model folder (no optimizer state) as a later sitting: the step
+    count and the training seconds go on from its record, the data stream is a fresh one."""
+    first = str(dirs["root"] / "sitting1")
+    base = ["--training", "--trainset", "DIV2K", "--model", "deepjscc", "--C", "96",
+            "--train-dir", dirs["train"], "--batch-size", "2", "--crop", "64", "--no-jit",
+            "--quiet", "--multiple-snr", "1,13", "--lr-schedule", "cosine", "--lr", "1e-3"]
+    cli.run([*base, "--workdir", first, "--steps", "3"])
+    meta1 = json.load(open(os.path.join(first, "export", "model.json")))["meta"]
+    assert meta1["steps"] == 3 and meta1["train_seconds"] > 0
+    second = str(dirs["root"] / "sitting2")
+    cli.run([*base, "--workdir", second, "--steps", "5", "--continue-from", first,
+             "--rewarm-steps", "2"])
+    log = open(os.path.join(second, "train.log")).read()
+    assert "continuing" in log and "at step 3" in log
+    meta2 = json.load(open(os.path.join(second, "export", "model.json")))["meta"]
+    assert meta2["steps"] == 5 and meta2["train_seconds"] > meta1["train_seconds"]
+    assert meta2["run_config"]["continue_from"] == first
+    steps = [json.loads(line)["step"] for line in open(os.path.join(second, "metrics.jsonl"))]
+    assert steps[-1] == 5
+    # The new total must lie beyond the folder's steps.
+    with pytest.raises(ValueError, match="not beyond the 5 steps"):
+        cli.run([*base, "--workdir", str(dirs["root"] / "sitting3"), "--steps", "5",
+                 "--continue-from", second])
+
+
+def test_data_seed_is_fresh_for_each_later_sitting():
+    assert cli.data_seed(1024, 0) == 1024
+    seeds = {cli.data_seed(1024, s) for s in (0, 500, 1000, 10000)}
+    assert len(seeds) == 4 and all(0 <= s < 2 ** 31 for s in seeds)
+    assert cli.data_seed(1024, 500) == cli.data_seed(1024, 500)
+
+
 def _fake_cifar(folder):
     batches = folder / "cifar-10-batches-py"
     batches.mkdir(parents=True)
@@ -116,6 +149,8 @@ def test_cifar_pickles_train_and_test(tmp_path):
     (["--training"], "--train-dir"),
     (["--time-budget", "-1"], "time-budget"),
     (["--init-partial"], "--init-partial needs --init-from"),
+    (["--continue-from", "x", "--init-from", "y"], "cannot be combined"),
+    (["--rewarm-steps", "-1"], "rewarm-steps"),
 ])
 def test_bad_flags_exit_with_a_message(flags, message, capsys):
     with pytest.raises(SystemExit) as e:

@@ -43,6 +43,23 @@ def test_learning_rate_schedules():
         learning_rate_schedule(1e-3, "cosine")
 
 
+def test_continued_schedule_goes_on_at_its_step_and_rewarms():
+    """A run continued at step 60 (fresh optimizer, iteration 0) follows the original cosine
+    from step 60, ramped over the first 20 iterations."""
+    full = learning_rate_schedule(1e-3, "cosine", total_steps=100, warmup_steps=10)
+    cont = learning_rate_schedule(1e-3, "cosine", total_steps=100, warmup_steps=10,
+                                  start_step=60, rewarm_steps=20)
+    assert float(cont(0)) == pytest.approx(float(full(60)) / 20)
+    assert float(cont(9)) == pytest.approx(float(full(69)) / 2)
+    for it in (19, 25, 40):
+        assert float(cont(it)) == pytest.approx(float(full(60 + it)))
+    const = learning_rate_schedule(1e-3, "constant", start_step=60, rewarm_steps=4)
+    assert [round(float(const(i)), 6) for i in range(5)] == [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3]
+    assert learning_rate_schedule(1e-3, "constant", start_step=60) == 1e-3
+    with pytest.raises(ValueError, match="start_step"):
+        learning_rate_schedule(1e-3, "cosine", total_steps=10, start_step=-1)
+
+
 def _smooth_images(rng, n, side=32):
     """``n`` images ``[side, side, 3]`` in [0, 1]: one random plane wave per colour channel."""
     yy, xx = np.mgrid[0:side, 0:side] / side
