@@ -119,6 +119,7 @@ __all__ = [
     "validate_results", "results_dict", "plot_vs_snr", "resolve_model_dir", "WEIGHTS_DIR",
     "channel_label", "channel_uses", "PER_IMAGE_FIELDS", "RECORD_FIELDS",
     "SCHEMA", "DEFAULT_MODEL", "DEFAULT_IMAGES", "CHANNEL_LABELS", "WITT_REFERENCE_KEYS",
+    "published_references",
     "main", "run", "build_parser",
 ]
 
@@ -144,6 +145,16 @@ CHANNEL_LABELS = {"none": "no channel", "awgn": "AWGN", "rayleigh": "Rayleigh",
                   "mimo": "MIMO", "mimo-ofdm-cdl": "MIMO-OFDM-CDL"}
 #: Channels with a published WITT curve ("rayleigh" is fast fading, as in WITT).
 WITT_REFERENCE_KEYS = {"awgn": "awgn", "rayleigh": "rayleigh", "rayleigh-fast": "rayleigh"}
+
+
+def published_references(channels, cbrs, metric="psnr"):
+    """The published curves (:data:`fqliscs_tf.plotting.PUBLISHED_REFERENCES`) to draw beside
+    results on ``channels`` at the ``cbrs``: Kodak PSNR at CBR 1/16 only, once per curve."""
+    from fqliscs_tf import plotting
+    if metric != "psnr" or not any(abs(c - 1 / 16) < 1e-9 for c in cbrs):
+        return []
+    keys = dict.fromkeys(WITT_REFERENCE_KEYS.get(c) for c in channels)
+    return [ref for key in keys if key for ref in plotting.PUBLISHED_REFERENCES[key]]
 
 #: A channel of the evaluation: registry type and layer parameters (``--channel-config``).
 Channel = collections.namedtuple("Channel", ["type", "kwargs"], defaults=[{}])
@@ -1000,10 +1011,7 @@ def plot_vs_snr(records, systems, path, metric="psnr", title=None, channel=None,
         label = c["label"] if channel else f"{c['label']}, {channel_label(c['channel'])}"
         curve = {"label": label, "snr_db": c["snr_db"], "values": c[metric]}
         (refs if by_name[c["system"]].kind == "capacity" else lines).append(curve)
-    if metric == "psnr" and any(abs(s.cbr - 1 / 16) < 1e-9 for s in systems):
-        for key in dict.fromkeys(WITT_REFERENCE_KEYS.get(c["channel"]) for c in drawn):
-            if key:
-                refs.extend(plotting.PUBLISHED_REFERENCES[key])
+    refs += published_references([c["channel"] for c in drawn], [s.cbr for s in systems], metric)
     lines += [{"label": note, "snr_db": [], "values": []} for note in notes]
     return plotting.plot_metric_vs_snr(lines, path, metric, title, refs)
 

@@ -10,7 +10,7 @@ curve are dashed. A (system, channel) pair found in several files is taken from 
 import argparse
 import json
 
-from experiments.evaluate import WITT_REFERENCE_KEYS, channel_label
+from experiments.evaluate import channel_label, published_references
 
 
 def merge_records(paths):
@@ -46,9 +46,7 @@ def plot(paths, channel, output, metric="psnr", title=None, exclude=(), labels=N
         curve = {"label": labels.get(system, rows[0]["label"]), "snr_db": [r["snr_db"] for r in rows],
                  "values": [r[metric] for r in rows]}
         (refs if rows[0]["kind"] == "capacity" else lines).append(curve)
-    key = WITT_REFERENCE_KEYS.get(channel)
-    if metric == "psnr" and key and any(abs(r["cbr"] - 1 / 16) < 1e-9 for r in records):
-        refs.extend(plotting.PUBLISHED_REFERENCES[key])
+    refs += published_references([channel], [r["cbr"] for r in records], metric)
     return plotting.plot_metric_vs_snr(lines, output, metric,
                                        title or f"{channel_label(channel)}", refs)
 

@@ -535,3 +535,15 @@ def test_plot_results_merges_result_files(tmp_path):
     assert out.stat().st_size > 1000
     with pytest.raises(SystemExit):
         plot_results.main([str(a), "--channel", "rayleigh", "--output", str(out)])
+
+
+def test_published_references_only_for_kodak_psnr_at_cbr_1_16():
+    """The published WITT curves are drawn for PSNR at CBR 1/16, once per reference channel."""
+    from experiments.evaluate import published_references
+    awgn = published_references(["awgn"], [1 / 16, 1 / 48])
+    assert [r["values"][0] for r in awgn] == [29.67, 29.9]  # WITT, BPG + capacity
+    both = published_references(["rayleigh", "rayleigh-fast", "awgn", "ofdm-cdl"], [1 / 16])
+    assert [r["label"] for r in both].count("WITT Rayleigh (published, div2k-size model)") == 1
+    assert len(both) == 3
+    assert published_references(["awgn"], [1 / 48]) == []
+    assert published_references(["awgn"], [1 / 16], metric="ms_ssim") == []
