@@ -192,27 +192,11 @@ def _load_qat(path, float_model):
     if os.path.isdir(path):
         return load_qat(path), path
     import tensorflow as tf
-    from fqliscs_tf.engine.tflite import _kodak_crops
+    from fqliscs_tf.engine.tflite import kodak_crops
     qat = quantize_codec(float_model)
-    crops = [tf.constant(c[None]) for c in _kodak_crops(256, 256)]
+    crops = [tf.constant(c[None]) for c in kodak_crops(256, 256)]
     calibrate(qat, crops, [1.0, 7.0, 13.0])
     return qat, f"{DEFAULT_FLOAT} quantized + calibrated on 4 Kodak 256x256 crops"
-
-
-def _calibration_images(paths, height, width):
-    """Centre crops ``height x width`` of the given image files (float32 in [0, 1])."""
-    from fqliscs_tf.data import load_image
-    crops = []
-    for path in paths:
-        img = load_image(path)
-        if img.shape[0] < img.shape[1] and height > width:
-            img = np.transpose(img, (1, 0, 2))
-        if img.shape[0] < height or img.shape[1] < width:
-            raise SystemExit(f"calibration image {path} ({img.shape[1]}x{img.shape[0]}) is "
-                             f"smaller than {width}x{height}")
-        top, left = (img.shape[0] - height) // 2, (img.shape[1] - width) // 2
-        crops.append(img[top:top + height, left:left + width].astype(np.float32) / 255.0)
-    return crops
 
 
 def _export(qat, folder, height, width, options, float32, images, reuse):
@@ -329,7 +313,8 @@ def run(args, argv=None):
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from fqliscs_tf.checkpoints import load_model
     from fqliscs_tf.engine import IntegerCodec, export_integer_codec
-    from fqliscs_tf.engine.tflite import (TFLiteCodec, TwinOptions, _kodak_crops,
+    from fqliscs_tf.data import centre_crops
+    from fqliscs_tf.engine.tflite import (TFLiteCodec, TwinOptions, kodak_crops,
                                           xnnpack_partitions)
     from fqliscs_tf.utils import provenance
 
@@ -344,13 +329,13 @@ def run(args, argv=None):
     results, psnr_rows, exports, checks = [], [], {}, {}
     load = {"start": os.getloadavg()}
     for height, width in args.sizes:
-        images = np.stack(_kodak_crops(height, width))
+        images = np.stack(kodak_crops(height, width))
         image = images[:1]
         size = f"{width}x{height}"
         print(f"[{size}] exporting TFLite models", file=sys.stderr, flush=True)
         folders = {"int8": os.path.join(args.tflite_dir, f"{size}_int8"),
                    "int16": os.path.join(args.tflite_dir, f"{size}_16x8")}
-        cal = _calibration_images(calibration, height, width) if calibration else None
+        cal = centre_crops(calibration, height, width) if calibration else None
         need = set(args.systems)
         exports[size] = {
             "int8_s": _export(qat, folders["int8"], height, width,

@@ -781,7 +781,7 @@ def run(args, argv=None):
     tf.get_logger().setLevel("ERROR")  # one tf.function per step: retracing warnings
     from fqliscs_tf.checkpoints import load_model
     from fqliscs_tf.engine import IntegerCodec, quantize_image, quantize_snr_db
-    from fqliscs_tf.engine.tflite import _kodak_crops
+    from fqliscs_tf.engine.tflite import kodak_crops
     from fqliscs_tf.utils import provenance
 
     height, width = args.size
@@ -791,7 +791,7 @@ def run(args, argv=None):
     engine = IntegerCodec(args.engine, "awgn", jit_compile=True)
     float_model = load_model(args.float_model, channel_type="awgn")
     spec, cfg = engine.spec, engine.config
-    image = tf.constant(_kodak_crops(height, width, count=1)[0][None])
+    image = tf.constant(kodak_crops(height, width, count=1)[0][None])
     pixels = quantize_image(image)
     snr_q = quantize_snr_db([args.snr_db], spec.snr_step_db)
     snr_col_q = tf.reshape(snr_q, [-1, 1])

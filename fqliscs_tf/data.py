@@ -35,6 +35,7 @@ __all__ = [
     "train_dataset",
     "fit_to_multiple",
     "crop_to_size",
+    "centre_crops",
     "test_dataset",
 ]
 
@@ -364,6 +365,29 @@ def crop_to_size(image, size):
                          f"{new_h}x{new_w}")
     top, left = (height - new_h) // 2, (width - new_w) // 2
     return image[..., top:top + new_h, left:left + new_w, :]
+
+
+def centre_crops(files, height, width):
+    """Centre crops ``height x width`` of image files, turned upright first when the request
+    is portrait and the image landscape (or the other way round).
+
+    Output
+    ------
+    list of float32 `np.ndarray` ``[height, width, 3]`` in [0, 1]
+
+    Raises ValueError naming the file that is smaller than the crop either way.
+    """
+    crops = []
+    for path in files:
+        img = load_image(path)
+        fits = img.shape[0] >= height and img.shape[1] >= width
+        if not fits and img.shape[1] >= height and img.shape[0] >= width:
+            img = np.transpose(img, (1, 0, 2))
+        if img.shape[0] < height or img.shape[1] < width:
+            raise ValueError(f"image {path} ({img.shape[1]}x{img.shape[0]}) is smaller than "
+                             f"the {width}x{height} crop")
+        crops.append(crop_to_size(img, (height, width)).astype(np.float32) / 255.0)
+    return crops
 
 
 def _spatial_size(image):

@@ -310,3 +310,16 @@ def test_cifar10_dataset(tmp_path):
     assert [x.shape[0] for x, _ in got] == [4, 4, 2]
     np.testing.assert_allclose(np.concatenate([x for x, _ in got]) * 255, images, atol=1e-3)
     np.testing.assert_array_equal(np.concatenate([y for _, y in got]), labels)
+
+
+def test_centre_crops_turn_the_image_for_a_portrait_request(tmp_path):
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)  # landscape, 60 wide
+    path = tmp_path / "land.png"
+    Image.fromarray(pixels).save(path)
+    (land,), (port,) = data.centre_crops([path], 20, 50), data.centre_crops([path], 50, 20)
+    assert land.shape == (20, 50, 3) and land.dtype == np.float32
+    np.testing.assert_array_equal(land * 255, pixels[10:30, 5:55])
+    np.testing.assert_array_equal(port * 255, pixels.transpose(1, 0, 2)[5:55, 10:30])
+    with pytest.raises(ValueError, match="land.png .* smaller than the 70x70 crop"):
+        data.centre_crops([path], 70, 70)

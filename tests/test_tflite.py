@@ -106,13 +106,13 @@ def test_shipped_model_psnr_matches_the_engine(tmp_path):
     trained QAT codec: +0.02 / -0.02 dB on the full Kodak images, docs/RESULTS.md section 7).
     """
     from fqliscs_tf.checkpoints import load_model
-    from fqliscs_tf.engine.tflite import _kodak_crops
+    from fqliscs_tf.engine.tflite import kodak_crops
     from fqliscs_tf.quant.qat import calibrate, quantize_codec
     qat = quantize_codec(load_model("fqliscs_tf/weights/lite_c96_awgn"))
-    crop = tf.constant(_kodak_crops(256, 256, count=1)[0][None])
+    crop = tf.constant(kodak_crops(256, 256, count=1)[0][None])
     calibrate(qat, [crop] * 3, [1.0, 7.0, 13.0])
     export_tflite(qat, str(tmp_path), 128, 128)
-    images = np.stack(_kodak_crops(128, 128))
+    images = np.stack(kodak_crops(128, 128))
     engine, codec = IntegerCodec(export_integer_codec(qat), "awgn"), TFLiteCodec(str(tmp_path))
     for snr_db in (1.0, 13.0):
         delta = np.mean(_psnr(images, codec(images, snr_db)["x_hat"])

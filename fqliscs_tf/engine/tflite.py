@@ -61,7 +61,7 @@ from fqliscs_tf.swin import (PatchEmbed, PatchMerging, PatchReverseMerging, Swin
                              shifted_window_mask, window_partition, window_reverse)
 from phy.integer_channel import get_int_channel, int_power_normalize
 
-__all__ = ["TwinOptions", "export_tflite", "export_float_tflite", "check_integer_only",
+__all__ = ["TwinOptions", "kodak_crops", "export_tflite", "export_float_tflite", "check_integer_only",
            "xnnpack_partitions", "IntegerOnlyError", "TFLiteCodec", "MANIFEST_FILE", "FLOAT_RUNTIME_KERNELS",
            "FLOAT_PREPARE_KERNELS"]
 
@@ -608,23 +608,13 @@ class _Part:
 
 
 # =========================================================================== export
-def _kodak_crops(height, width, count=4):
-    """Up to ``count`` bundled Kodak images cropped (centre) to ``height x width``, float32."""
-    from fqliscs_tf.data import load_image
+def kodak_crops(height, width, count=4):
+    """Centre crops ``height x width`` (float32 in [0, 1]) of the first ``count`` bundled
+    Kodak images (``fqliscs_tf/assets/kodak``), the default calibration set."""
+    from fqliscs_tf.data import centre_crops, list_images
     folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "assets", "kodak")
-    crops = []
-    for name in sorted(os.listdir(folder))[:count]:
-        img = load_image(os.path.join(folder, name))
-        fits = img.shape[0] >= height and img.shape[1] >= width
-        if not fits and img.shape[1] >= height and img.shape[0] >= width:  # portrait request
-            img = np.transpose(img, (1, 0, 2))
-        if img.shape[0] < height or img.shape[1] < width:
-            raise ValueError(f"bundled image {name} ({img.shape[0]}x{img.shape[1]}) is smaller "
-                             f"than {height}x{width}; pass calibration images")
-        top, left = (img.shape[0] - height) // 2, (img.shape[1] - width) // 2
-        crops.append(img[top:top + height, left:left + width].astype(np.float32) / 255.0)
-    return crops
+    return centre_crops(sorted(list_images(folder))[:count], height, width)
 
 
 def _as_batches(images, height, width):
@@ -834,7 +824,7 @@ def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1
     if spec.act_bits != 8 or spec.weight_bits != 8:
         raise ValueError(f"TFLite export needs 8-bit weights and activations, got "
                          f"{spec.weight_bits}/{spec.act_bits}")
-    images = _as_batches(_kodak_crops(height, width) if images is None else images,
+    images = _as_batches(kodak_crops(height, width) if images is None else images,
                          height, width)
     codes = _snr_grid(snr_db, spec)
     snrs = [np.full([1, 1], c * spec.snr_step_db, np.float32) for c in codes]
