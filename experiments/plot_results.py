@@ -30,14 +30,18 @@ def merge_records(paths):
     return merged
 
 
-def plot(paths, channel, output, metric="psnr", title=None, exclude=(), labels=None):
+def plot(paths, channel, output, metric="psnr", title=None, exclude=(), labels=None,
+         exclude_labels=()):
     """Draw ``metric`` against SNR for ``channel`` from the result files; returns the path.
 
-    ``labels`` maps system specs to legend labels (default: the records' labels)."""
+    Systems whose spec contains a string of ``exclude``, or whose record label is one of
+    ``exclude_labels``, are left out. ``labels`` maps system specs to legend labels
+    (default: the records' labels)."""
     labels = labels or {}
     from fqliscs_tf import plotting
     records = [r for r in merge_records(paths) if r["channel"] == channel
-               and not any(x in r["system"] for x in exclude)]
+               and not any(x in r["system"] for x in exclude)
+               and r.get("label") not in exclude_labels]
     if not records:
         raise ValueError(f"no record for channel {channel!r} in {list(paths)}")
     lines, refs = [], []
@@ -59,8 +63,11 @@ def main(argv=None):
     p.add_argument("--metric", choices=["psnr", "ms_ssim"], default="psnr")
     p.add_argument("--exclude", default="",
                    help="comma-separated substrings: systems whose spec contains one are left out")
+    p.add_argument("--exclude-label", action="append", default=[], metavar="TEXT",
+                   help="leave out the systems whose record label is exactly TEXT (repeatable)")
     p.add_argument("--label", action="append", default=[], metavar="SYSTEM=TEXT",
-                   help="legend label of a system spec (repeatable)")
+                   help="legend label of a system spec (repeatable; split at the last '=', "
+                        "so the spec may hold options such as label=...)")
     p.add_argument("--title", default=None, help="figure title (default: the channel)")
     p.add_argument("--output", required=True, help="PNG file to write")
     args = p.parse_args(argv)
@@ -68,10 +75,10 @@ def main(argv=None):
     bad = [x for x in args.label if "=" not in x]
     if bad:
         p.error(f"--label needs SYSTEM=TEXT, got {bad[0]!r}")
-    labels = dict(x.split("=", 1) for x in args.label)
+    labels = dict(x.rsplit("=", 1) for x in args.label)  # specs may hold "=", labels not
     try:
         print(plot(args.results, args.channel, args.output, args.metric, args.title, exclude,
-                   labels))
+                   labels, tuple(args.exclude_label)))
     except ValueError as e:
         p.error(str(e))
     return 0

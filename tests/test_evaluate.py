@@ -535,6 +535,15 @@ def test_plot_results_merges_result_files(tmp_path):
     assert out.stat().st_size > 1000
     with pytest.raises(SystemExit):
         plot_results.main([str(a), "--channel", "rayleigh", "--output", str(out)])
+    # A --label key may be a spec with options ("=" inside): split at the last "=".
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps(result("int:x,label=v2", "int", (25.0, 27.0))))
+    assert plot_results.main([str(c), "--label", "int:x,label=v2=integer codec",
+                              "--output", str(out)]) == 0
+    # --exclude-label drops a system by its exact label; nothing left is an error.
+    assert plot_results.main([str(b), "--exclude-label", "int:x", "--output", str(out)]) == 0
+    with pytest.raises(SystemExit):
+        plot_results.main([str(a), "--exclude-label", "int:x", "--output", str(out)])
 
 
 def test_published_references_only_for_kodak_psnr_at_cbr_1_16():
