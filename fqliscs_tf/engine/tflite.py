@@ -61,9 +61,9 @@ from fqliscs_tf.swin import (PatchEmbed, PatchMerging, PatchReverseMerging, Swin
                              shifted_window_mask, window_partition, window_reverse)
 from phy.integer_channel import get_int_channel, int_power_normalize
 
-__all__ = ["TwinOptions", "kodak_crops", "export_tflite", "export_float_tflite", "check_integer_only",
-           "xnnpack_partitions", "IntegerOnlyError", "TFLiteCodec", "MANIFEST_FILE", "FLOAT_RUNTIME_KERNELS",
-           "FLOAT_PREPARE_KERNELS"]
+__all__ = ["TwinOptions", "kodak_crops", "export_tflite", "export_float_tflite",
+           "check_integer_only", "xnnpack_partitions", "IntegerOnlyError", "TFLiteCodec",
+           "MANIFEST_FILE", "FLOAT_RUNTIME_KERNELS", "FLOAT_PREPARE_KERNELS"]
 
 MANIFEST_FILE = "tflite.json"
 _MASK_MARGIN = 8.0  # exp(-8) = 3.4e-4 < half an LSB of TFLite's int8 softmax (1/512)
