@@ -51,11 +51,6 @@ _WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
                         "fqliscs_tf", "weights")
 DEFAULT_QAT = os.path.join(_WEIGHTS, "lite_c96_awgn_int")   # the shipped integer codec
 DEFAULT_FLOAT = os.path.join(_WEIGHTS, "lite_c96_awgn")
-# --int8-variants presets: TwinOptions overrides on top of activations="int8"
-INT8_PRESETS = {
-    "xnnpack": {"layer_norm": "mlp"},                                        # TwinOptions.xnnpack()
-    "xnnpack_all": {"layer_norm": "mlp", "gelu": "sigmoid", "softmax": "mlp"},
-}
 INT8_VARIANT_KEYS = ("gelu", "layer_norm", "softmax", "mask")
 
 
@@ -91,7 +86,7 @@ def parse_int8_variants(text):
     softmax="mlp")``) or ``NAME=key:value;key:value`` with keys gelu, layer_norm, softmax,
     mask. Raises ValueError naming the bad item, key or value.
     """
-    from fqliscs_tf.engine.tflite import TwinOptions
+    from fqliscs_tf.engine.tflite import XNNPACK_FORMS, TwinOptions
     variants = {}
     for item in (v.strip() for v in text.split(",")):
         if not item:
@@ -104,10 +99,10 @@ def parse_int8_variants(text):
         if name in variants:
             raise ValueError(f"int8 variant {name!r} given twice")
         if not sep:
-            if name not in INT8_PRESETS:
+            if name not in XNNPACK_FORMS:
                 raise ValueError(f"unknown int8 variant preset {name!r}; presets: "
-                                 f"{', '.join(INT8_PRESETS)}, or NAME=key:value;key:value")
-            variants[name] = dict(INT8_PRESETS[name])
+                                 f"{', '.join(XNNPACK_FORMS)}, or NAME=key:value;key:value")
+            variants[name] = dict(XNNPACK_FORMS[name])
             continue
         overrides = {}
         for pair in (v.strip() for v in spec.split(";")):

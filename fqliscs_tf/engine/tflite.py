@@ -63,7 +63,8 @@ from phy.integer_channel import get_int_channel, int_power_normalize
 
 __all__ = ["TwinOptions", "kodak_crops", "export_tflite", "export_float_tflite",
            "check_integer_only", "xnnpack_partitions", "IntegerOnlyError", "TFLiteCodec",
-           "MANIFEST_FILE", "FLOAT_RUNTIME_KERNELS", "FLOAT_PREPARE_KERNELS"]
+           "MANIFEST_FILE", "FLOAT_RUNTIME_KERNELS", "FLOAT_PREPARE_KERNELS",
+           "XNNPACK_FORMS"]
 
 MANIFEST_FILE = "tflite.json"
 _MASK_MARGIN = 8.0  # exp(-8) = 3.4e-4 < half an LSB of TFLite's int8 softmax (1/512)
@@ -89,6 +90,13 @@ class IntegerOnlyError(ValueError):
 
 
 ACTIVATIONS = ("int8", "int16")
+# Named all-int8 forms for the XNNPACK delegate (TwinOptions fields over activations="int8"):
+# "xnnpack" is TwinOptions.xnnpack() (no L2_NORMALIZATION partitions), "xnnpack_all" makes
+# every op delegated (one partition per model).
+XNNPACK_FORMS = {
+    "xnnpack": {"layer_norm": "mlp"},
+    "xnnpack_all": {"layer_norm": "mlp", "gelu": "sigmoid", "softmax": "mlp"},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +161,7 @@ class TwinOptions:
         """All-int8 twin for the XNNPACK delegate: ``layer_norm="mlp"`` (no L2_NORMALIZATION
         partitions). ``gelu="sigmoid", softmax="mlp"`` as overrides make every op delegated
         (one partition)."""
-        kwargs = dict(activations="int8", layer_norm="mlp")
+        kwargs = dict(activations="int8", **XNNPACK_FORMS["xnnpack"])
         kwargs.update(overrides)
         return cls(**kwargs)
 
