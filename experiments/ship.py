@@ -69,7 +69,6 @@ def ship_integer(src, dst, note=""):
 
 
 def main(argv=None):
-    from fqliscs_tf.checkpoints import export_model, load_model, read_model_info
     p = argparse.ArgumentParser(prog="python -m experiments.ship", description=__doc__.split("\n\n")[0])
     p.add_argument("run", help="training run folder (with export/) or an exported model folder")
     p.add_argument("--name", required=True, help="folder name under fqliscs_tf/weights/")
@@ -78,8 +77,8 @@ def main(argv=None):
                    help="the run is a QAT run (train.py --qat): ship the integer engine "
                         "parameters instead of float16 weights")
     args = p.parse_args(argv)
-    src = os.path.join(args.run, "export") if os.path.isdir(os.path.join(args.run, "export")) \
-        else args.run
+    from fqliscs_tf.checkpoints import export_model, load_model, model_folder, read_model_info
+    src = model_folder(args.run)
     if args.integer:
         dst = PACKAGE_DIR / "weights" / args.name
         params = ship_integer(src, dst, args.note)

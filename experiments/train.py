@@ -315,16 +315,10 @@ def _train_data(args, strategy, first_step=0):
     return strategy.experimental_distribute_dataset(ds)
 
 
-def _model_folder(path):
-    """``path`` if it is an exported model folder, else the ``export/`` of the run folder."""
-    from fqliscs_tf.checkpoints import MODEL_FILE
-    return path if os.path.isfile(os.path.join(path, MODEL_FILE)) else os.path.join(path, "export")
-
-
 def _continuation(args):
     """``(folder, steps, train_seconds)`` recorded by the model folder of --continue-from."""
-    from fqliscs_tf.checkpoints import read_model_info
-    src = _model_folder(args.continue_from)
+    from fqliscs_tf.checkpoints import model_folder, read_model_info
+    src = model_folder(args.continue_from)
     meta = read_model_info(src).get("meta", {})
     steps = meta.get("steps")
     if not isinstance(steps, int) or steps < 0:
@@ -398,13 +392,13 @@ def _load_for_eval(args):
 def _qat_model(args, cfg, resuming):
     """The QAT codec: fresh (weights from the checkpoint) when resuming, else quantized from
     the float --init-from model and calibrated on training batches."""
-    from fqliscs_tf.checkpoints import load_model
+    from fqliscs_tf.checkpoints import load_model, model_folder
     from fqliscs_tf.quant.qat import QATJSCC, calibrate, quantize_codec, quantize_scope
     if resuming:
         with quantize_scope():
             return QATJSCC(cfg, args.quant_spec_dict, channel_type=args.channel_type,
                            channel_kwargs=args.channel_kwargs).build_for()
-    src = _model_folder(args.init_from)
+    src = model_folder(args.init_from)
     float_model = load_model(src, channel_type=args.channel_type, **args.channel_kwargs)
     if float_model.config != cfg:
         raise ValueError(f"--init-from {args.init_from!r} holds preset {float_model.config.name!r} "
@@ -441,7 +435,7 @@ def train(args, strategy):
     import tensorflow as tf
     from tqdm import tqdm
 
-    from fqliscs_tf.checkpoints import (export_model, load_model,
+    from fqliscs_tf.checkpoints import (export_model, load_model, model_folder,
                                         set_matching_weights, set_weights_checked)
     from fqliscs_tf.registry import build_model, model_config
     from fqliscs_tf.training import Trainer, evaluate, steps_per_epoch
@@ -510,7 +504,7 @@ def train(args, strategy):
                  "learning rate re-warmed over %d steps", args.continue_from, start_step,
                  start_seconds, args.rewarm_steps)
     elif args.init_from and not args.qat:
-        src = _model_folder(args.init_from)
+        src = model_folder(args.init_from)
         if args.init_partial:
             sliced, skipped = set_matching_weights(model, load_model(src).get_weights(),
                                                    source=args.init_from)

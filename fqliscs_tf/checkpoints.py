@@ -14,7 +14,7 @@ import numpy as np
 from .codec import JSCC
 from .registry import build_model, family_of
 
-__all__ = ["export_model", "load_model", "read_model_info"]
+__all__ = ["export_model", "load_model", "read_model_info", "model_folder"]
 
 MODEL_FILE, WEIGHTS_FILE = "model.json", "weights.npz"
 
@@ -40,6 +40,13 @@ def export_model(model: JSCC, directory, weights_dtype="float32", **meta):
     with open(os.path.join(directory, MODEL_FILE), "w") as f:
         json.dump(info, f, indent=2)
     return directory
+
+
+def model_folder(path):
+    """``path`` if it is an exported model folder (it holds ``model.json``), else the
+    ``export/`` folder of the training run ``path``."""
+    path = os.fspath(path)
+    return path if os.path.isfile(os.path.join(path, MODEL_FILE)) else os.path.join(path, "export")
 
 
 def read_model_info(directory):

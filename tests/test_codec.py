@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from fqliscs_tf.checkpoints import export_model, load_model
+from fqliscs_tf.checkpoints import export_model, load_model, model_folder
 from fqliscs_tf.codec import JSCC, build_decoder, build_encoder, check_image_size
 from fqliscs_tf.cost import count_macs
 from fqliscs_tf.presets import PRESETS, CodecConfig, cbr, get_config
@@ -143,6 +143,12 @@ def test_export_then_load_reproduces_outputs(tmp_path):
     loaded = load_model(tmp_path / "m")
     assert type(loaded) is JSCC and loaded.config == TINY
     np.testing.assert_array_equal(loaded((x, snr))["x_hat"].numpy(), before)
+
+
+def test_model_folder_is_the_folder_or_the_runs_export(tmp_path):
+    export_model(JSCC(TINY, "none").build_for(), tmp_path / "run" / "export")
+    assert model_folder(tmp_path / "run") == str(tmp_path / "run" / "export")
+    assert model_folder(tmp_path / "run" / "export") == str(tmp_path / "run" / "export")
 
 
 def test_float16_export_is_half_the_size_and_close(tmp_path):

@@ -81,3 +81,19 @@ def test_demo_reduced_mode_with_shipped_models(tmp_path):
     for name in saved["files"]:
         assert (out / name).stat().st_size > 1000
     assert "reconstruction_grid.png" in saved["files"]
+
+
+def test_ship_turns_a_run_folder_into_a_float16_model_folder(tmp_path, monkeypatch):
+    from experiments import ship
+    from fqliscs_tf.checkpoints import export_model
+    from fqliscs_tf.codec import JSCC
+    from fqliscs_tf.presets import CodecConfig
+    model = JSCC(CodecConfig("tiny", (16, 24), (1, 2), (2, 2), window_size=2, C=8,
+                             modnet_layers=2, modulator_hidden=8), "awgn").build_for()
+    export_model(model, tmp_path / "run" / "export", steps=3)
+    monkeypatch.setattr(ship, "PACKAGE_DIR", tmp_path / "pkg")
+    assert ship.main([str(tmp_path / "run"), "--name", "m", "--note", "test"]) == 0
+    info = read_model_info(tmp_path / "pkg" / "weights" / "m")
+    assert info["weights_dtype"] == "float16"
+    assert info["meta"]["steps"] == 3 and info["meta"]["note"] == "test"
+    assert set(KEYS) <= set(info["meta"]["reference_psnr"])
