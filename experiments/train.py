@@ -315,8 +315,18 @@ def _train_data(args, strategy, first_step=0):
     return strategy.experimental_distribute_dataset(ds)
 
 
+def _sittings(meta):
+    """The training history in a model folder's ``meta``: its ``sittings`` list, or one
+    sitting made of its own record (steps, training seconds, command)."""
+    if meta.get("sittings"):
+        return list(meta["sittings"])
+    keys = ("steps", "train_seconds", "command", "run_config")
+    return [{k: meta[k] for k in keys if k in meta}] if "steps" in meta else []
+
+
 def _continuation(args):
-    """``(folder, steps, train_seconds)`` recorded by the model folder of --continue-from."""
+    """``(folder, steps, train_seconds, sittings)`` recorded by the model folder of
+    --continue-from."""
     from fqliscs_tf.checkpoints import model_folder, read_model_info
     src = model_folder(args.continue_from)
     meta = read_model_info(src).get("meta", {})
@@ -327,7 +337,7 @@ def _continuation(args):
     if "train_seconds" not in meta:
         log.warning("--continue-from %s: model.json records no training seconds; "
                     "--time-budget counts from 0", args.continue_from)
-    return src, steps, float(meta.get("train_seconds", 0.0))
+    return src, steps, float(meta.get("train_seconds", 0.0)), _sittings(meta)
 
 
 def _write_results(path, records, args, model_name, cbr, extra_meta):
@@ -461,9 +471,9 @@ def train(args, strategy):
             json.dump(_run_config(args), f, indent=2)
 
     num_images = _num_train_images(args, cfg)
-    start_step, start_seconds, continue_src = 0, 0.0, None
+    start_step, start_seconds, continue_src, history = 0, 0.0, None, []
     if args.continue_from:
-        continue_src, start_step, start_seconds = _continuation(args)
+        continue_src, start_step, start_seconds, history = _continuation(args)
     if args.steps is None:
         args.steps = (int(args.epochs * steps_per_epoch(num_images, args.batch_size))
                       if args.epochs is not None else 10000)
@@ -560,15 +570,20 @@ def train(args, strategy):
     if not chief:
         return None
     export_dir = os.path.join(args.workdir, "export")
+    seconds = round(float(trainer.train_seconds.numpy()), 1)
+    meta = dict(steps=trainer.current_step, train_seconds=seconds, run_config=_run_config(args),
+                command=" ".join(sys.argv))
+    if continue_src:  # this sitting joins the history of the folder it continued
+        meta["sittings"] = history + [{
+            "steps": trainer.current_step - start_step,
+            "train_seconds": round(seconds - start_seconds, 1), "command": meta["command"],
+            "run_config": meta["run_config"],
+            "start": f"--continue-from {args.continue_from} at step {start_step}: fresh Adam"}]
     if args.qat:
         from fqliscs_tf.quant.qat import save_qat
-        save_qat(model, export_dir, steps=trainer.current_step,
-                 train_seconds=round(float(trainer.train_seconds.numpy()), 1),
-                 run_config=_run_config(args), command=" ".join(sys.argv))
+        save_qat(model, export_dir, **meta)
     else:
-        export_model(model, export_dir, steps=trainer.current_step,
-                     train_seconds=round(float(trainer.train_seconds.numpy()), 1),
-                     run_config=_run_config(args), command=" ".join(sys.argv))
+        export_model(model, export_dir, **meta)
     log.info("exported weights to %s", export_dir)
     return model
 

@@ -101,6 +101,12 @@ def test_continue_from_a_model_folder_adds_up(dirs):
     meta2 = json.load(open(os.path.join(second, "export", "model.json")))["meta"]
     assert meta2["steps"] == 5 and meta2["train_seconds"] > meta1["train_seconds"]
     assert meta2["run_config"]["continue_from"] == first
+    # model.json keeps the history: the first sitting's record, then this one
+    first_sitting, this_sitting = meta2["sittings"]
+    assert first_sitting["steps"] == 3 and first_sitting["command"] == meta1["command"]
+    assert this_sitting["steps"] == 2 and "at step 3" in this_sitting["start"]
+    assert this_sitting["train_seconds"] == pytest.approx(
+        meta2["train_seconds"] - meta1["train_seconds"], abs=0.11)
     steps = [json.loads(line)["step"] for line in open(os.path.join(second, "metrics.jsonl"))]
     assert steps[-1] == 5
     # The new total must lie beyond the folder's steps.
