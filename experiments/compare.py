@@ -15,7 +15,7 @@ differ are refused (they are not paired) unless ``--unpaired`` is given.
 import argparse
 import json
 
-from experiments.evaluate import _stats
+from experiments.evaluate import _stats, merge_result_files
 
 __all__ = ["main", "load_per_image", "paired_differences", "format_table"]
 
@@ -25,20 +25,8 @@ METRICS = ("psnr", "ms_ssim")
 def load_per_image(paths):
     """Per-image records of every result file, first file first; a (system, channel, SNR,
     image, repeat) found in several files is taken from the first."""
-    seen, rows = set(), []
-    for path in paths:
-        try:
-            with open(path) as f:
-                records = json.load(f)["per_image"]
-        except (OSError, ValueError, KeyError) as e:
-            raise ValueError(f"{path}: not a readable fqliscs-evaluate result file with "
-                             f"per-image records ({e})") from e
-        for r in records:
-            key = (r["system"], r["channel"], r["snr_db"], r["image"], r.get("repeat", 0))
-            if key not in seen:
-                seen.add(key)
-                rows.append(r)
-    return rows
+    return merge_result_files(paths, "per_image", lambda r: (
+        r["system"], r["channel"], r["snr_db"], r["image"], r.get("repeat", 0)))
 
 
 def _select(rows, name):

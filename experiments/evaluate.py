@@ -116,6 +116,7 @@ __all__ = [
     "SYSTEMS", "register_system", "System", "FloatSystem", "SeparationSystem",
     "CapacitySystem", "Channel", "parse_system_spec", "build_system", "parse_channels",
     "parse_snrs", "load_images", "cell_seed", "run_cell", "summarize", "curves",
+    "merge_result_files",
     "validate_results", "results_dict", "plot_vs_snr", "resolve_model_dir", "WEIGHTS_DIR",
     "channel_label", "channel_uses", "PER_IMAGE_FIELDS", "RECORD_FIELDS",
     "SCHEMA", "DEFAULT_MODEL", "DEFAULT_IMAGES", "CHANNEL_LABELS", "WITT_REFERENCE_KEYS",
@@ -870,6 +871,25 @@ def _stats(values):
     std = float(a.std(ddof=1))
     half = float(stats.t.ppf(0.5 + CI_LEVEL / 2, len(a) - 1) * std / math.sqrt(len(a)))
     return float(a.mean()), std, half
+
+
+def merge_result_files(paths, field, key):
+    """The ``field`` rows (``"records"`` or ``"per_image"``) of several result files, first
+    file first; a row whose ``key(row)`` was already seen is dropped. ValueError names a file
+    that is not a readable result file."""
+    seen, merged = set(), []
+    for path in paths:
+        try:
+            with open(path) as f:
+                rows = json.load(f)[field]
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"{path}: not a readable fqliscs-evaluate result file with "
+                             f"{field!r} rows ({e})") from e
+        for r in rows:
+            if key(r) not in seen:
+                seen.add(key(r))
+                merged.append(r)
+    return merged
 
 
 def summarize(per_image):

@@ -8,26 +8,13 @@ curve are dashed. A (system, channel) pair found in several files is taken from 
         experiments/results/kodak_baselines.json --channel awgn --output docs/img/kodak_awgn.png
 """
 import argparse
-import json
 
-from experiments.evaluate import channel_label, published_references
+from experiments.evaluate import channel_label, merge_result_files, published_references
 
 
 def merge_records(paths):
     """Averaged records of every result file, first file first; duplicates dropped."""
-    seen, merged = set(), []
-    for path in paths:
-        try:
-            with open(path) as f:
-                records = json.load(f)["records"]
-        except (OSError, ValueError, KeyError) as e:
-            raise ValueError(f"{path}: not a readable fqliscs-evaluate result file ({e})") from e
-        for r in records:
-            key = (r["system"], r["channel"], r["snr_db"])
-            if key not in seen:
-                seen.add(key)
-                merged.append(r)
-    return merged
+    return merge_result_files(paths, "records", lambda r: (r["system"], r["channel"], r["snr_db"]))
 
 
 def plot(paths, channel, output, metric="psnr", title=None, exclude=(), labels=None,
