@@ -13,7 +13,7 @@ shipped model names stand for their folders under ``fqliscs_tf/weights/``):
                                                 through the float Sionna link)
     float:lite_c96_awgn,only=awgn+ofdm-cdl      the float codecs the integer ones come from
     float:lite_c96_rayleigh,only=rayleigh       (OFDM-CDL: its integer codec was fine-tuned
-                                                from the AWGN float codec)
+                                                from an earlier sitting of the AWGN one)
     separation:best                             best image codec + 5G LDPC/QAM, ideal adaptive MCS
                                                 (on OFDM-CDL: genie MCS search per realisation)
     capacity:best                               best image codec within k C(SNR) bits (a bound)
