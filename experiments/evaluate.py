@@ -886,8 +886,9 @@ def merge_result_files(paths, field, key):
             raise ValueError(f"{path}: not a readable fqliscs-evaluate result file with "
                              f"{field!r} rows ({e})") from e
         for r in rows:
-            if key(r) not in seen:
-                seen.add(key(r))
+            k = key(r)
+            if k not in seen:
+                seen.add(k)
                 merged.append(r)
     return merged
 
