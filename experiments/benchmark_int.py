@@ -82,7 +82,7 @@ def parse_int8_variants(text):
     """``--int8-variants`` -> ``{name: TwinOptions overrides}`` (``activations="int8"`` implied).
 
     Comma-separated items, each a preset (``xnnpack``: ``TwinOptions.xnnpack()``, i.e.
-    ``layer_norm:mlp``; ``xnnpack_all``: ``TwinOptions.xnnpack(gelu="sigmoid",
+    ``layer_norm:mlp;gelu:erf``; ``xnnpack_all``: ``TwinOptions.xnnpack(gelu="sigmoid",
     softmax="mlp")``) or ``NAME=key:value;key:value`` with keys gelu, layer_norm, softmax,
     mask. Raises ValueError naming the bad item, key or value.
     """
@@ -167,7 +167,7 @@ def build_parser():
     p.add_argument("--int8-variants", type=_int8_variants, default={}, metavar="SPECS",
                    help="extra TFLite int8 rows 'tflite_int8[NAME]', exported with other "
                         "TwinOptions (activations int8): comma-separated presets 'xnnpack' "
-                        "(layer_norm:mlp = TwinOptions.xnnpack()) and 'xnnpack_all' "
+                        "(layer_norm:mlp;gelu:erf = TwinOptions.xnnpack()) and 'xnnpack_all' "
                         "(layer_norm:mlp;gelu:sigmoid;softmax:mlp) or "
                         "'NAME=key:value;key:value' with keys gelu, layer_norm, softmax, mask "
                         "(quote the ';'); timed and PSNR-compared as tflite_int8, with the "

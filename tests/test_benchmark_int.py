@@ -18,7 +18,8 @@ def test_custom_spec_and_cli_flag():
         "ln": {"layer_norm": "mlp", "gelu": "tanh"}}
     assert parse_int8_variants("") == {}
     args = build_parser().parse_args(["--int8-variants", "xnnpack,sm=softmax:mlp"])
-    assert args.int8_variants == {"xnnpack": {"layer_norm": "mlp"}, "sm": {"softmax": "mlp"}}
+    assert args.int8_variants == {"xnnpack": {"layer_norm": "mlp", "gelu": "erf"},
+                                  "sm": {"softmax": "mlp"}}
     assert build_parser().parse_args([]).int8_variants == {}
 
 

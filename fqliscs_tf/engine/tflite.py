@@ -28,17 +28,20 @@ Two modes (:class:`TwinOptions` ``activations``):
   (``L2_NORMALIZATION`` output grid 1/128), attention and GELU is rounded to 8 bits: on the
   Kodak images it loses 0.8-1.5 dB against the engine (``docs/RESULTS.md`` section 7).
 
-Other deviations from the integer engine (:mod:`fqliscs_tf.engine`): TFLite's softmax, GELU
-and sigmoid kernels (LUTs / fixed point) instead of the engine's I-ViT shift forms; the
+Other deviations from the integer engine (:mod:`fqliscs_tf.engine`): TFLite's softmax and
+sigmoid kernels (LUTs / fixed point) instead of the engine's I-ViT shift forms, and GELU as
+``x * sigmoid(a x)`` with ``a`` fitted to the engine's ShiftGELU (:class:`TwinOptions`); the
 shifted-window mask saturates the int8 logits at ``min_logit - 8`` (a probe pass measures the
 logit range) instead of adding -100.
 
 XNNPACK (ai-edge-litert's default delegate) takes no int8 SOFTMAX, L2_NORMALIZATION, GELU,
-RSQRT, EXP, DIV, ... (its only int8 look-up-table ops are LOGISTIC and TANH), so the default
-int8 model runs in 25 partitions (14 L2_NORMALIZATION, 5 SOFTMAX, 5 GELU in TFLite's own
-kernels between them). Delegated forms (int8 only): ``layer_norm="mlp"`` (25 -> 11 partitions
-on the shipped codec, the fastest), ``gelu="sigmoid"`` and ``softmax="mlp"`` (all three: one
-partition, but the elementwise exp network makes it no faster); :meth:`TwinOptions.xnnpack`.
+RSQRT, EXP, DIV, ... (its only int8 look-up-table ops are LOGISTIC and TANH), so the int8
+model with the exact GELU (``gelu="erf"``) runs in 25 partitions (14 L2_NORMALIZATION,
+5 SOFTMAX, 5 GELU in TFLite's own kernels between them); the default ``"engine"`` GELU is
+LOGISTIC + MUL, which XNNPACK takes. Delegated forms (int8 only): ``layer_norm="mlp"``
+(25 -> 11 partitions on the shipped codec with the exact GELU, the fastest), ``gelu="sigmoid"``
+and ``softmax="mlp"`` (all three: one partition, but the elementwise exp network makes it no
+faster); :meth:`TwinOptions.xnnpack`.
 
 :func:`check_integer_only` proves a ``.tflite`` file integer-only (tensor dtypes, op list);
 :class:`TFLiteCodec` runs encoder.tflite -> the engine's integer channel
@@ -64,10 +67,11 @@ from phy.integer_channel import get_int_channel, int_power_normalize
 __all__ = ["TwinOptions", "kodak_crops", "export_tflite", "export_float_tflite",
            "check_integer_only", "xnnpack_partitions", "IntegerOnlyError", "TFLiteCodec",
            "MANIFEST_FILE", "FLOAT_RUNTIME_KERNELS", "FLOAT_PREPARE_KERNELS",
-           "XNNPACK_FORMS"]
+           "XNNPACK_FORMS", "fit_gelu_slope"]
 
 MANIFEST_FILE = "tflite.json"
 _MASK_MARGIN = 8.0  # exp(-8) = 3.4e-4 < half an LSB of TFLite's int8 softmax (1/512)
+_GELU_SIGMOID_SLOPE = 1.702  # ShiftGELU's published target x * sigmoid(1.702 x)
 
 #: int8 kernels that compute in float at run time (``resolver`` where they are integer).
 FLOAT_RUNTIME_KERNELS = {
@@ -94,7 +98,7 @@ ACTIVATIONS = ("int8", "int16")
 # "xnnpack" is TwinOptions.xnnpack() (no L2_NORMALIZATION partitions), "xnnpack_all" makes
 # every op delegated (one partition per model).
 XNNPACK_FORMS = {
-    "xnnpack": {"layer_norm": "mlp"},
+    "xnnpack": {"layer_norm": "mlp", "gelu": "erf"},  # as benchmarked (docs/RESULTS.md s. 7)
     "xnnpack_all": {"layer_norm": "mlp", "gelu": "sigmoid", "softmax": "mlp"},
 }
 
@@ -111,9 +115,16 @@ class TwinOptions:
         QUANTIZE ops (:func:`_int8_io`). ``"int8"``: the QAT graph with its fake-quant
         nodes, every activation int8 (TFLITE_BUILTINS_INT8).
     gelu : str
-        ``"erf"`` (TFLite GELU, exact), ``"tanh"`` (GELU, tanh approximation) or
-        ``"sigmoid"`` (``x * sigmoid(1.702 x)``, the form the engine's ShiftGELU approximates;
-        LOGISTIC + MUL, which XNNPACK takes in int8).
+        ``"engine"`` (default): the form closest to the engine's integer GELU: for the I-ViT
+        ShiftGELU (``QuantSpec.gelu="shift"``) ``x * sigmoid(a x)`` (LOGISTIC + MUL) with
+        ``a`` fitted per Swin block to the engine's GELU on the block's int8 input grid, each
+        code weighted by how often the representative data hit it (:func:`fit_gelu_slope`;
+        ``a`` is 1.55-1.65: the shift exponential flattens the published 1.702); for the
+        I-BERT polynomial (``"poly"``) the exact GELU it approximates. The shipped codec is
+        that sensitive to the slope (its QAT adapted to ShiftGELU) that ``"erf"`` costs up to
+        0.1 dB and ``"sigmoid"`` 0.3 dB against the engine (``docs/RESULTS.md`` section 18). ``"erf"`` (TFLite GELU, exact), ``"tanh"`` (GELU, tanh
+        approximation) or ``"sigmoid"`` (``x * sigmoid(1.702 x)``, ShiftGELU's published
+        target; LOGISTIC + MUL, which XNNPACK takes in int8).
     layer_norm : str
         ``"auto"`` (``"l2"`` for int8, ``"mul"`` for int16), ``"l2"`` (MEAN, SUB,
         L2_NORMALIZATION, per-channel MUL/ADD), ``"moments"`` (MEAN, SQUARED_DIFFERENCE,
@@ -135,7 +146,7 @@ class TwinOptions:
         calibration alone (default True).
     """
     activations: str = "int16"
-    gelu: str = "erf"
+    gelu: str = "engine"
     layer_norm: str = "auto"
     mask: str = "saturate"
     clip_ranges: bool = True
@@ -143,7 +154,7 @@ class TwinOptions:
 
     def __post_init__(self):
         for name, allowed in (("activations", ACTIVATIONS),
-                              ("gelu", ("erf", "tanh", "sigmoid")),
+                              ("gelu", ("engine", "erf", "tanh", "sigmoid")),
                               ("layer_norm", ("auto", "l2", "moments", "mul", "mlp")),
                               ("mask", ("saturate", "add")),
                               ("softmax", ("builtin", "mlp"))):
@@ -159,8 +170,8 @@ class TwinOptions:
     @classmethod
     def xnnpack(cls, **overrides):
         """All-int8 twin for the XNNPACK delegate: ``layer_norm="mlp"`` (no L2_NORMALIZATION
-        partitions). ``gelu="sigmoid", softmax="mlp"`` as overrides make every op delegated
-        (one partition)."""
+        partitions), ``gelu="erf"`` (the form benchmarked). ``gelu="sigmoid", softmax="mlp"``
+        as overrides make every op delegated (one partition)."""
         kwargs = dict(activations="int8", **XNNPACK_FORMS["xnnpack"])
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -212,6 +223,36 @@ def _space_to_depth(x, factor):
 # make a small network y(u) = w . sigmoid(a u + b) + w0 on the 256 levels of an int8 input.
 _MLP_ZMAX = 8.0         # grid of the hidden pre-activations a u + b: [-8, 8]
 _SOFTMAX_ZMIN = -8.0    # exp input grid [-8, 0]: exp(-8) = 3.4e-4 < half an LSB of [0, 1]
+
+
+def fit_gelu_slope(scale, method="shift", bits=8, counts=None):
+    """Slope ``a`` of ``x * sigmoid(a x)`` closest to the engine's integer GELU.
+
+    Least squares over the ``bits``-bit input grid ``q * scale``, ``|q| <= 2**(bits-1) - 1``,
+    against :func:`~fqliscs_tf.quant.intops.int_gelu` (``method``, dequantized), each code
+    weighted by ``counts`` (``[2**bits - 1]``, how often the data hit code ``q``, ``q`` from
+    the lowest; None: uniform); ``a`` on a 0.001 grid in [1, 2.5]. For ShiftGELU it comes out
+    at 1.55-1.65, below the 1.702 that the I-ViT paper approximates: the shift exponential's
+    linear ``2**-f ~ 1 - f/2`` and ``log2 e ~ 1.4375`` make its gate flatter.
+
+    Returns
+    -------
+    float
+    """
+    from fqliscs_tf.quant.intops import int_gelu
+    qmax = 2 ** (bits - 1) - 1
+    q = np.arange(-qmax, qmax + 1)
+    with tf.init_scope():  # eagerly, also while a twin is traced
+        y, y_scale = int_gelu(tf.constant(q, tf.int32), float(scale), method=method)
+        target = y.numpy().astype(np.float64) * y_scale
+    x = q * float(scale)
+    weight = np.ones(q.size) if counts is None else np.asarray(counts, np.float64)
+    if weight.shape != q.shape or not np.all(weight >= 0) or not weight.sum() > 0:
+        raise ValueError(f"counts must be {q.size} non-negative numbers, not all 0")
+    slopes = np.arange(1.0, 2.5005, 0.001)
+    approx = x[None, :] / (1.0 + np.exp(-slopes[:, None] * x[None, :]))
+    error = np.sum(weight[None, :] * (approx - target[None, :]) ** 2, axis=1)
+    return round(float(slopes[np.argmin(error)]), 3)
 
 
 def _fit_sigmoid_mlp(u, target, weight, centers, slope):
@@ -266,7 +307,7 @@ class _Part:
     records the ranges the int8 export needs beyond the QAT's (:attr:`measured`).
     """
 
-    def __init__(self, model, spec, options, quantize=True, clip=False):
+    def __init__(self, model, spec, options, quantize=True, clip=False, gelu_counts=None):
         self.spec, self.options, self.quantize, self.clip = spec, options, quantize, clip
         self.layers = []
         for wrapper in model.layers:
@@ -282,6 +323,10 @@ class _Part:
         self._values = {v.ref(): v.numpy() for layer, _ in self.layers for v in layer.weights}
         self._rel_bias = {layer.name: layer.relative_position_bias().numpy()
                           for layer, _ in self.layers if isinstance(layer, SwinBlock)}
+        # gelu "engine" with ShiftGELU: per Swin block, the int8 fc1 codes the probe pass saw
+        # (weights of the slope fit) and the fitted slopes.
+        self.gelu_counts = dict(gelu_counts or {})
+        self.gelu_slopes = {}
         self.measured = {}  # name -> (min, max) from :meth:`measure`
         self.probe = None
 
@@ -442,10 +487,26 @@ class _Part:
         n, scale, shift = self.normalize(x, norm, name)
         return self.fq(n * tf.constant(scale) + tf.constant(shift), out_absmax)
 
-    def gelu(self, x):
-        if self.options.gelu == "sigmoid":
-            return x * tf.sigmoid(1.702 * x)
-        return tf.nn.gelu(x, approximate=self.options.gelu == "tanh")
+    def gelu(self, x, scale, name):
+        """GELU of ``x`` (block ``name``'s fc1 output, int8 grid ``scale``) in the form
+        ``options.gelu`` names. ``"engine"`` with ShiftGELU fits the slope to the codes the
+        probe pass (:meth:`measure`) counted, uniform weights without them."""
+        form = self.options.gelu
+        if form == "engine":
+            form = "fitted" if self.spec.gelu == "shift" else "erf"
+        if form == "fitted":
+            if self.probe is not None:  # count the codes; slope from uniform weights
+                codes = np.clip(np.round(np.asarray(x) / scale), -127, 127).astype(np.int64)
+                counts = self.gelu_counts.setdefault(name, np.zeros(255))
+                counts += np.bincount(codes.ravel() + 127, minlength=255)
+                return x * tf.sigmoid(fit_gelu_slope(scale, self.spec.gelu) * x)
+            if name not in self.gelu_slopes:
+                self.gelu_slopes[name] = fit_gelu_slope(scale, self.spec.gelu,
+                                                        counts=self.gelu_counts.get(name))
+            return x * tf.sigmoid(self.gelu_slopes[name] * x)
+        if form == "sigmoid":
+            return x * tf.sigmoid(_GELU_SIGMOID_SLOPE * x)
+        return tf.nn.gelu(x, approximate=form == "tanh")
 
     # ------------------------------------------------------------------ layers
     def patch_embed(self, x, layer, k):
@@ -513,7 +574,7 @@ class _Part:
         x = self.residual(x + y, layer, "mid")
         y = self.layer_norm(x, layer.norm2, r("norm2"), f"{layer.name}/norm2")
         hidden = self.fq(self.dense(y, layer, k, "fc1"), r("fc1"))
-        g = self.fq(self.gelu(hidden), r("gelu"))
+        g = self.fq(self.gelu(hidden, act_scale(r("fc1"), 8), layer.name), r("gelu"))
         return x + self.dense(g, layer, k, "fc2")
 
     def patch_merging(self, x, layer, k):
@@ -589,8 +650,9 @@ class _Part:
     def measure(self, calls):
         """Run the twin (float, eagerly) over ``calls`` (a list of ``(x, snr)`` tensors) and
         record the ranges the QAT model does not track: centred LayerNorm inputs and the
-        logits of shifted-window blocks. Returns the ``{name: (min, max)}`` dict."""
-        self.probe = {}
+        logits of shifted-window blocks; with the ``"engine"`` GELU, count each Swin block's
+        fc1 codes (:attr:`gelu_counts`). Returns the ``{name: (min, max)}`` dict."""
+        self.probe, self.gelu_counts, self.gelu_slopes = {}, {}, {}
         try:
             for x, snr in calls:
                 self(x, self.snr_input(snr))
@@ -867,21 +929,24 @@ def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1
                         ({"x": (s_dec_in, 0), "snr": snr_io}, image_io),
                         (-127 * s_dec_in, 127 * s_dec_in))}
     os.makedirs(directory, exist_ok=True)
-    paths = {}
+    paths, gelu_slopes = {}, {}
     snr_limit = 127 * spec.snr_step_db
     for name, (part, shape, calls, io, x_range) in jobs.items():
         paths[name] = os.path.join(directory, f"{name}.tflite")
         if options.activations == "int8":
             content = _convert(part, shape, calls, "int8")
+            gelu_slopes[name] = part.gelu_slopes
         else:
             twin = _Part(getattr(qat_model, name), spec, options, quantize=False,
-                         clip=options.clip_ranges)
+                         clip=options.clip_ranges, gelu_counts=part.gelu_counts)
             content = _convert(twin, shape, calls + _range_probes(calls, *x_range, snr_limit),
                                "int16", io)
+            gelu_slopes[name] = twin.gelu_slopes
         with open(paths[name], "wb") as f:
             f.write(content)
         if float32:
-            twin = _Part(getattr(qat_model, name), spec, options, quantize=False)
+            twin = _Part(getattr(qat_model, name), spec, options, quantize=False,
+                         gelu_counts=part.gelu_counts)
             paths[f"{name}_float32"] = os.path.join(directory, f"{name}_float32.tflite")
             with open(paths[f"{name}_float32"], "wb") as f:
                 f.write(_convert(twin, shape, calls, "float32"))
@@ -892,6 +957,7 @@ def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1
                 "snr_db": [float(s[0, 0]) for s in snrs], "num_images": len(images),
                 "channel_type": channel_type,
                 "measured_ranges": {"encoder": encoder.measured, "decoder": decoder.measured},
+                "gelu_slopes": gelu_slopes,
                 "files": {k: os.path.basename(v) for k, v in paths.items()}}
     with open(os.path.join(directory, MANIFEST_FILE), "w") as f:
         json.dump(manifest, f, indent=1)
