@@ -154,6 +154,27 @@ def test_fitted_gelu_slope_follows_the_engine(scale):
     assert fitted < 0.5 * rms(tf.nn.gelu(tf.constant(x), approximate=False).numpy())
 
 
+def test_engine_gelu_form_follows_the_quant_spec(tiny_qat):
+    """gelu="engine": x * sigmoid(a x) (a fitted) for ShiftGELU, the exact GELU for I-BERT's."""
+    import dataclasses
+
+    from fqliscs_tf.engine.tflite import _Part
+    _, qat = tiny_qat
+    x = tf.constant(np.linspace(-3.0, 3.0, 61, dtype=np.float32))
+    shift = _Part(qat.encoder, dataclasses.replace(qat.spec, gelu="shift"), TwinOptions(),
+                  quantize=False)
+    a = fit_gelu_slope(0.05)
+    np.testing.assert_allclose(shift.gelu(x, 0.05, "block").numpy(),
+                               (x * tf.sigmoid(a * x)).numpy(), atol=1e-6)
+    assert shift.gelu_slopes == {"block": a}
+    poly = _Part(qat.encoder, dataclasses.replace(qat.spec, gelu="poly"), TwinOptions(),
+                 quantize=False)
+    np.testing.assert_allclose(poly.gelu(x, 0.05, "block").numpy(),
+                               tf.nn.gelu(x, approximate=False).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="counts"):
+        fit_gelu_slope(0.05, counts=np.zeros(255))
+
+
 def test_twin_options_are_validated():
     with pytest.raises(ValueError, match="activations"):
         TwinOptions(activations="int4")

@@ -122,9 +122,10 @@ class TwinOptions:
         ``a`` is 1.55-1.65: the shift exponential flattens the published 1.702); for the
         I-BERT polynomial (``"poly"``) the exact GELU it approximates. The shipped codec is
         that sensitive to the slope (its QAT adapted to ShiftGELU) that ``"erf"`` costs up to
-        0.1 dB and ``"sigmoid"`` 0.3 dB against the engine (``docs/RESULTS.md`` section 18). ``"erf"`` (TFLite GELU, exact), ``"tanh"`` (GELU, tanh
-        approximation) or ``"sigmoid"`` (``x * sigmoid(1.702 x)``, ShiftGELU's published
-        target; LOGISTIC + MUL, which XNNPACK takes in int8).
+        0.1 dB and ``"sigmoid"`` 0.3 dB against the engine (``docs/RESULTS.md`` section 18).
+        ``"erf"`` (TFLite GELU, exact), ``"tanh"`` (GELU, tanh approximation) or
+        ``"sigmoid"`` (``x * sigmoid(1.702 x)``, ShiftGELU's published target; LOGISTIC +
+        MUL, which XNNPACK takes in int8).
     layer_norm : str
         ``"auto"`` (``"l2"`` for int8, ``"mul"`` for int16), ``"l2"`` (MEAN, SUB,
         L2_NORMALIZATION, per-channel MUL/ADD), ``"moments"`` (MEAN, SQUARED_DIFFERENCE,
