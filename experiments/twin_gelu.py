@@ -32,13 +32,6 @@ def build_parser():
     return p
 
 
-def _psnr(images, x_hat):
-    import numpy as np
-    ref = np.round(np.asarray(images) * 255.0)
-    mse = np.mean((np.round(np.asarray(x_hat) * 255.0) - ref) ** 2, axis=(1, 2, 3))
-    return 10.0 * np.log10(255.0 ** 2 / mse)
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
     forms = [f.strip() for f in args.forms.split(",") if f.strip()]
@@ -52,8 +45,10 @@ def main(argv=None):
 
     from fqliscs_tf.data import centre_crops, list_images
     from fqliscs_tf.engine import IntegerCodec
-    from fqliscs_tf.engine.tflite import TFLiteCodec, TwinOptions, export_tflite, kodak_crops
+    from fqliscs_tf.engine.tflite import (MANIFEST_FILE, TFLiteCodec, TwinOptions,
+                                          export_tflite, kodak_crops)
     from fqliscs_tf.engine.to_qat import qat_from_engine
+    from fqliscs_tf.metrics import psnr
     from fqliscs_tf.utils import provenance
     for form in forms:
         TwinOptions(gelu=form)  # ValueError naming a bad form before any work
@@ -64,7 +59,9 @@ def main(argv=None):
     images = np.stack(kodak_crops(args.size, args.size)).astype(np.float32)
     calib = centre_crops(calibration[:4], args.size, args.size)
     engine = IntegerCodec(args.model, "awgn")
-    reference = {s: _psnr(images, engine(images, s, seed=(0, 0))["x_hat"]) for s in snrs}
+    # Images and reconstructions are on the 8-bit pixel grid already (PNG crops, uint8 out).
+    reference = {s: psnr(images, engine(images, s, seed=(0, 0))["x_hat"]).numpy()
+                 for s in snrs}
     qat = qat_from_engine(args.model)
     rows = {}
     for form in forms:
@@ -73,9 +70,10 @@ def main(argv=None):
         export_tflite(qat, folder, args.size, args.size, images=calib,
                       options=TwinOptions(gelu=form))
         codec = TFLiteCodec(folder, "awgn")
-        rows[form] = {f"{s:g}": float(np.mean(_psnr(images, codec(images, s, seed=(0, 0))
-                                                    ["x_hat"]) - reference[s])) for s in snrs}
-        with open(os.path.join(folder, "tflite.json")) as f:
+        rows[form] = {f"{s:g}": float(np.mean(psnr(images, codec(images, s, seed=(0, 0))
+                                                   ["x_hat"]).numpy() - reference[s]))
+                      for s in snrs}
+        with open(os.path.join(folder, MANIFEST_FILE)) as f:
             rows[form + "_slopes"] = json.load(f).get("gelu_slopes")
         print(f"gelu={form}: TFLite - engine [dB] "
               + ", ".join(f"{k} dB {v:+.3f}" for k, v in rows[form].items())
