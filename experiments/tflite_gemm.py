@@ -75,32 +75,32 @@ def build_parser():
 
 def _keras_product(kind, shape, seed=0):
     """A one-op Keras model and its float32 inputs for ``kind`` in {"dense", "bmm"}."""
+    import tensorflow as tf
     import tf_keras as keras
     rng = np.random.default_rng(seed)
     if kind == "dense":
         m, k, n = shape
         x = keras.Input((m, k), batch_size=1)
         model = keras.Model(x, keras.layers.Dense(n)(x))
-        return model, [(rng.standard_normal((1, m, k)),)]
-    b, m, k, n = shape
-    a, c = keras.Input((m, k), batch_size=b), keras.Input((k, n), batch_size=b)
-    model = keras.Model([a, c], keras.layers.Lambda(lambda t: _matmul(*t))([a, c]))
-    return model, [(rng.standard_normal((b, m, k)), rng.standard_normal((b, k, n)))]
-
-
-def _matmul(a, b):
-    import tensorflow as tf
-    return tf.matmul(a, b)
+        shapes = [(1, m, k)]
+    else:
+        b, m, k, n = shape
+        a, c = keras.Input((m, k), batch_size=b), keras.Input((k, n), batch_size=b)
+        model = keras.Model([a, c], keras.layers.Lambda(lambda t: tf.matmul(*t))([a, c]))
+        shapes = [(b, m, k), (b, k, n)]
+    return model, [rng.standard_normal(s).astype(np.float32) for s in shapes]
 
 
 def _convert(model, samples, int8):
+    """``.tflite`` bytes of ``model``: float32, or int8 calibrated on Gaussian inputs shaped
+    like ``samples``."""
     import tensorflow as tf
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if int8:
         rng = np.random.default_rng(1)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: (
-            [rng.standard_normal(s.shape).astype(np.float32) for s in samples[0]]
+            [rng.standard_normal(s.shape).astype(np.float32) for s in samples]
             for _ in range(8))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.int8
@@ -116,8 +116,9 @@ def _tflite_call(path, samples, threads):
     for detail in interp.get_input_details():  # TFLite may order the inputs differently
         value = pending.pop(next(i for i, s in enumerate(pending)
                                  if list(s.shape) == list(detail["shape"])))
-        if detail["dtype"] == np.int8:
-            value = np.clip(np.round(value / 0.05), -128, 127)
+        if detail["dtype"] == np.int8:  # quantized with the input tensor's own parameters
+            scale, zero_point = detail["quantization"]
+            value = np.clip(np.round(value / scale) + zero_point, -128, 127)
         interp.set_tensor(detail["index"], value.astype(detail["dtype"]))
     return interp.invoke
 
@@ -146,13 +147,12 @@ def measure(kind, shape, args):
     """One row: latency of TF float32 (XLA), TFLite float32 and TFLite int8 for one product."""
     from fqliscs_tf.engine.tflite import check_integer_only, xnnpack_partitions
     model, samples = _keras_product(kind, shape)
-    samples = [s.astype(np.float32) for s in samples[0]]
     name = f"{kind}_{'x'.join(map(str, shape))}"
     paths = {}
     for mode in ("float32", "int8"):
         paths[mode] = os.path.join(args.workdir, f"{name}_{mode}.tflite")
         with open(paths[mode], "wb") as f:
-            f.write(_convert(model, [samples], mode == "int8"))
+            f.write(_convert(model, samples, mode == "int8"))
     report = check_integer_only(paths["int8"])
     calls = {"tf_float32_xla": _tf_call(model, samples),
              "tflite_float32": _tflite_call(paths["float32"], samples, args.threads),
@@ -217,10 +217,10 @@ def main(argv=None):
     load["end"] = os.getloadavg()
     out = {"name": "tflite_gemm",
            "description": __doc__.splitlines()[0],
-           "settings": {"threads": args.threads,
+           "settings": {"threads": args.threads, "repeats": args.repeats,
+                        "warmup": args.warmup, "load_average": load,
                         "tf_intra_op_threads":
-                            tf.config.threading.get_intra_op_parallelism_threads(), "repeats": args.repeats,
-                        "warmup": args.warmup, "load_average": load},
+                            tf.config.threading.get_intra_op_parallelism_threads()},
            "results": rows, "markdown": format_table(rows),
            "meta": provenance(command="python -m experiments.tflite_gemm " + " ".join(
                argv if argv is not None else sys.argv[1:]))}
