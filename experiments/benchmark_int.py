@@ -83,7 +83,7 @@ def parse_int8_variants(text):
 
     Comma-separated items, each a preset (``xnnpack``: ``TwinOptions.xnnpack()``, i.e.
     ``layer_norm:mlp;gelu:erf``; ``xnnpack_all``: ``TwinOptions.xnnpack(gelu="sigmoid",
-    softmax="mlp")``) or ``NAME=key:value;key:value`` with keys gelu, layer_norm, softmax,
+    softmax="mlp")``; ``xnnpack_elu``: the same with ``softmax="elu"``) or ``NAME=key:value;key:value`` with keys gelu, layer_norm, softmax,
     mask. Raises ValueError naming the bad item, key or value.
     """
     from fqliscs_tf.engine.tflite import XNNPACK_FORMS, TwinOptions
@@ -167,8 +167,9 @@ def build_parser():
     p.add_argument("--int8-variants", type=_int8_variants, default={}, metavar="SPECS",
                    help="extra TFLite int8 rows 'tflite_int8[NAME]', exported with other "
                         "TwinOptions (activations int8): comma-separated presets 'xnnpack' "
-                        "(layer_norm:mlp;gelu:erf = TwinOptions.xnnpack()) and 'xnnpack_all' "
-                        "(layer_norm:mlp;gelu:sigmoid;softmax:mlp) or "
+                        "(layer_norm:mlp;gelu:erf = TwinOptions.xnnpack()), 'xnnpack_all' "
+                        "(layer_norm:mlp;gelu:sigmoid;softmax:mlp) and 'xnnpack_elu' "
+                        "(the same with softmax:elu) or "
                         "'NAME=key:value;key:value' with keys gelu, layer_norm, softmax, mask "
                         "(quote the ';'); timed and PSNR-compared as tflite_int8, with the "
                         "XNNPACK partition count per model in the JSON (default none)")

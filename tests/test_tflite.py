@@ -186,14 +186,16 @@ def test_twin_options_are_validated():
     assert TwinOptions(activations="int8").norm_method == "l2"
 
 
-def test_xnnpack_twin_is_one_delegate_partition(tiny_qat, engine_reference, tmp_path):
-    """TwinOptions.xnnpack(gelu="sigmoid", softmax="mlp"): GELU, LayerNorm and softmax from ops
-    XNNPACK takes in int8 (no SOFTMAX, L2_NORMALIZATION, GELU or RSQRT), so the whole model is
-    one XNNPACK partition, integer-only with the default kernels too (no int8 SOFTMAX)."""
+@pytest.mark.parametrize("softmax", ["mlp", "elu"])
+def test_xnnpack_twin_is_one_delegate_partition(softmax, tiny_qat, engine_reference, tmp_path):
+    """TwinOptions.xnnpack(gelu="sigmoid", softmax="mlp" or "elu"): GELU, LayerNorm and softmax
+    from ops XNNPACK takes in int8 (no SOFTMAX, L2_NORMALIZATION, GELU or RSQRT), so the whole
+    model is one XNNPACK partition, integer-only with the default kernels too (no int8 SOFTMAX;
+    with "elu", the converter's float ELU is made the int8 kernel)."""
     _, qat = tiny_qat
     assert (TwinOptions.xnnpack().activations, TwinOptions.xnnpack().layer_norm) == (
         "int8", "mlp")
-    options = TwinOptions.xnnpack(gelu="sigmoid", softmax="mlp")
+    options = TwinOptions.xnnpack(gelu="sigmoid", softmax=softmax)
     paths = export_tflite(qat, str(tmp_path), SIZE, SIZE, images=smooth_images(3, SIZE, seed=11),
                           snr_db=(1.0, 13.0), options=options)
     for name in ("encoder", "decoder"):
@@ -201,6 +203,7 @@ def test_xnnpack_twin_is_one_delegate_partition(tiny_qat, engine_reference, tmp_
             report = check_integer_only(paths[name], resolver=resolver)
             assert report["ok"], (resolver, report["violations"])
         assert not {"SOFTMAX", "L2_NORMALIZATION", "GELU", "RSQRT"} & set(report["ops"])
+        assert ("ELU" in report["ops"]) == (softmax == "elu"), report["ops"]
         partitions = xnnpack_partitions(paths[name])
         assert partitions == 1, (name, partitions)
     images, reference = engine_reference
@@ -210,11 +213,64 @@ def test_xnnpack_twin_is_one_delegate_partition(tiny_qat, engine_reference, tmp_
     assert abs(delta) < 0.1, delta
 
 
+def _one_op_int8_model(fn, low, high, second_output=False):
+    """TFLite int8 model of ``fn`` on inputs in [low, high] (PTQ), I/O int8."""
+    import tf_keras as keras
+    inp = keras.Input((16,), batch_size=4)
+    y = fn(inp)
+    model = keras.Model(inp, [y, inp * y] if second_output else y)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    converter.representative_dataset = lambda: (
+        [rng.uniform(low, high, (4, 16)).astype(np.float32)] for _ in range(8))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def test_float_elu_becomes_the_int8_kernel(tmp_path):
+    """The converter leaves ELU in float (DEQUANTIZE -> ELU -> QUANTIZE); _fuse_int8_elu makes
+    it TFLite's int8 ELU (a look-up table): integer-only, one XNNPACK partition, and its output
+    is exp(z) - 1 of the int8 input within one output step."""
+    from ai_edge_litert.interpreter import Interpreter
+    from fqliscs_tf.engine.tflite import _fuse_int8_elu
+    raw = _one_op_int8_model(tf.nn.elu, -8.0, 0.0)
+    path = tmp_path / "elu.tflite"
+    path.write_bytes(raw)
+    before = check_integer_only(str(path))
+    assert not before["ok"] and "DEQUANTIZE" in before["ops"]
+    path.write_bytes(_fuse_int8_elu(raw))
+    report = check_integer_only(str(path), resolver="default")
+    assert report["ok"], report["violations"]
+    assert report["ops"] == {"ELU": 1} and report["tensor_dtypes"] == {"int8": 2}
+    assert xnnpack_partitions(str(path)) == 1
+    interp = Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    d_in, d_out = interp.get_input_details()[0], interp.get_output_details()[0]
+    q = np.arange(-128, 128, dtype=np.int64).reshape(-1)
+    q = np.resize(q, (4, 16)).astype(np.int8)
+    interp.set_tensor(d_in["index"], q)
+    interp.invoke()
+    (s_in, z_in), (s_out, z_out) = d_in["quantization"], d_out["quantization"]
+    got = (interp.get_tensor(d_out["index"]).astype(np.float64) - z_out) * s_out
+    want = np.expm1((q.astype(np.float64) - z_in) * s_in)
+    assert np.max(np.abs(got - want)) <= s_out, np.max(np.abs(got - want))
+
+
+def test_models_without_elu_are_returned_unchanged():
+    from fqliscs_tf.engine.tflite import _fuse_int8_elu
+    raw = _one_op_int8_model(tf.sigmoid, -8.0, 8.0)
+    assert _fuse_int8_elu(raw) is raw
+
+
 def test_mlp_forms_are_int8_only():
     with pytest.raises(ValueError, match="int8-only"):
         TwinOptions(activations="int16", softmax="mlp")
     with pytest.raises(ValueError, match="int8-only"):
         TwinOptions(activations="int16", layer_norm="mlp")
+    with pytest.raises(ValueError, match="int8-only"):
+        TwinOptions(activations="int16", softmax="elu")
     with pytest.raises(ValueError, match="softmax"):
         TwinOptions(activations="int8", softmax="exp")
     assert TwinOptions.xnnpack(gelu="erf").gelu == "erf"

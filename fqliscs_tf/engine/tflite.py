@@ -35,13 +35,15 @@ shifted-window mask saturates the int8 logits at ``min_logit - 8`` (a probe pass
 logit range) instead of adding -100.
 
 XNNPACK (ai-edge-litert's default delegate) takes no int8 SOFTMAX, L2_NORMALIZATION, GELU,
-RSQRT, EXP, DIV, ... (its only int8 look-up-table ops are LOGISTIC and TANH), so the int8
+RSQRT, EXP, DIV, ... (its int8 look-up-table ops are LOGISTIC, TANH and ELU), so the int8
 model with the exact GELU (``gelu="erf"``) runs in 25 partitions (14 L2_NORMALIZATION,
 5 SOFTMAX, 5 GELU in TFLite's own kernels between them); the default ``"engine"`` GELU is
-LOGISTIC + MUL, which XNNPACK takes. Delegated forms (int8 only): ``layer_norm="mlp"``
-(25 -> 11 partitions on the shipped codec with the exact GELU, the fastest), ``gelu="sigmoid"``
-and ``softmax="mlp"`` (all three: one partition, but the elementwise exp network makes it no
-faster); :meth:`TwinOptions.xnnpack`.
+LOGISTIC + MUL, which XNNPACK takes. Delegated forms (int8 only): ``layer_norm="mlp"``,
+``gelu="sigmoid"`` and ``softmax="mlp"`` or ``"elu"`` (all three: one partition); with the
+ELU softmax (``exp(z) = elu(z) + 1``, one look-up table) the int8 codec runs 2.2-2.6x faster
+than the float codec in TF with XLA (``XNNPACK_FORMS["xnnpack_elu"]``, ``docs/RESULTS.md``
+section 7), but like every all-int8 export it is 1.5-3 dB below the engine;
+:meth:`TwinOptions.xnnpack`.
 
 :func:`check_integer_only` proves a ``.tflite`` file integer-only (tensor dtypes, op list);
 :class:`TFLiteCodec` runs encoder.tflite -> the engine's integer channel
@@ -100,6 +102,7 @@ ACTIVATIONS = ("int8", "int16")
 XNNPACK_FORMS = {
     "xnnpack": {"layer_norm": "mlp", "gelu": "erf"},  # as benchmarked (docs/RESULTS.md s. 7)
     "xnnpack_all": {"layer_norm": "mlp", "gelu": "sigmoid", "softmax": "mlp"},
+    "xnnpack_elu": {"layer_norm": "mlp", "gelu": "sigmoid", "softmax": "elu"},
 }
 
 
@@ -137,7 +140,9 @@ class TwinOptions:
         ``"builtin"`` (TFLite SOFTMAX) or ``"mlp"`` (int8 only, XNNPACK-delegated ops:
         REDUCE_MAX, SUB, ``exp`` on ``[-8, 0]`` and ``1 / sum`` as sigmoid networks, SUM, MUL;
         the first normalisation is coarse, a second ``1 / sum`` per row, close to 1, is applied
-        after ``attn @ v``).
+        after ``attn @ v``) or ``"elu"`` (int8 only: as ``"mlp"``, with ``exp(z) = elu(z) + 1``
+        for ``z <= 0``, one int8 ELU look-up table and an ADD instead of the exp network; the
+        converter leaves ELU in float, :func:`_fuse_int8_elu` makes it the int8 kernel).
     mask : str
         ``"saturate"`` (int8: masked logits pinned at ``min_logit - 8``) or ``"add"``
         (-100 added, as the float model).
@@ -158,7 +163,7 @@ class TwinOptions:
                               ("gelu", ("engine", "erf", "tanh", "sigmoid")),
                               ("layer_norm", ("auto", "l2", "moments", "mul", "mlp")),
                               ("mask", ("saturate", "add")),
-                              ("softmax", ("builtin", "mlp"))):
+                              ("softmax", ("builtin", "mlp", "elu"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.activations == "int16" and self.layer_norm in ("l2", "moments", "mlp"):
@@ -423,23 +428,32 @@ class _Part:
         return x
 
     def normalize_mlp(self, x, name):
-        """``l2_normalize(x - mean)`` from XNNPACK-delegated int8 ops: the sum of squares of
-        the centred row as a BATCH_MATMUL ``[T, 1, C] x [T, C, 1]`` (int32 accumulation, one
-        8-bit rounding on ``[0, max]``), ``rsqrt`` of it as a sigmoid network fitted to the
-        measured range (0.1 % percentile to max), MUL."""
+        """``l2_normalize(x - mean)`` from XNNPACK-delegated int8 ops.
+
+        ``d = x - mean`` (MEAN, SUB) on a measured grid. Sums of squares: the centred rows in blocks of ``k`` tokens (``k`` = 8, 4, 2 or 1, whichever divides
+        the token count) as a BATCH_MATMUL ``[T/k, k, C] x [T/k, C, k]`` (int32
+        accumulation, one 8-bit rounding on ``[0, max]``), whose diagonal MUL by the identity
+        and SUM pick out (``T/k`` GEMMs instead of ``T`` one-by-one products: 20 % of the
+        delegated codec's time at 256x256). ``rsqrt`` of the sums as a sigmoid network fitted
+        to the measured range (0.1 % percentile to max), MUL."""
         d = self.centred(x, name)
         shape = d.shape.as_list()
-        rows = tf.reshape(d, [-1, 1, shape[-1]])
-        sumsq = tf.reshape(tf.matmul(rows, rows, transpose_b=True), shape[:-1] + [1])
-        self.observe(f"{name}/sumsq", sumsq, low_percentile=0.1)
+        tokens = int(np.prod(shape[:-1]))
+        k = next(b for b in (8, 4, 2, 1) if tokens % b == 0)
+        rows = tf.reshape(d, [-1, k, shape[-1]])
+        prod = tf.matmul(rows, rows, transpose_b=True)  # [T/k, k, k]
+        self.observe(f"{name}/sumsq", tf.linalg.diag_part(prod), low_percentile=0.1)
         if self.probe is not None:
-            n = d * tf.math.rsqrt(sumsq)
-        else:
-            low, high = self.measured[f"{name}/sumsq"]
-            params, rmax = _rsqrt_mlp(high, max(low, high / 255.0, 1e-12))
-            r = self.sigmoid_mlp(self.fq_range(sumsq, 0.0, high), params, 0.0, rmax)
-            n = d * r
-        return self.fq_observed(f"{name}/normalized", n)
+            sumsq = tf.reshape(tf.linalg.diag_part(prod), shape[:-1] + [1])
+            return self.fq_observed(f"{name}/normalized", d * tf.math.rsqrt(sumsq))
+        low, high = self.measured[f"{name}/sumsq"]
+        prod = self.fq_range(prod, 0.0, high)
+        if k > 1:
+            prod = tf.reduce_sum(prod * tf.constant(np.eye(k, dtype=np.float32)), axis=-1)
+        sumsq = tf.reshape(prod, shape[:-1] + [1])
+        params, rmax = _rsqrt_mlp(high, max(low, high / 255.0, 1e-12))
+        r = self.sigmoid_mlp(self.fq_range(sumsq, 0.0, high), params, 0.0, rmax)
+        return self.fq_observed(f"{name}/normalized", d * r)
 
     def conv1x1(self, x, w, b):
         """``x [1, T, 1, Cin] @ w [Cin, Cout] + b`` as CONV_2D with a per-channel int8 kernel."""
@@ -465,8 +479,9 @@ class _Part:
         factor for ``attn @ v``. ``softmax="mlp"`` (int8): ``z = logits - max`` on ``[-8, 0]``,
         ``e = exp(z)`` and ``r0 = 1 / sum(e)`` as sigmoid networks, ``attn = e * r0`` (coarse:
         ``sum(e)`` has 8 bits on ``[0, max sum]``), ``row_scale = 1 / sum(attn)`` on a narrow
-        grid around 1 (also a sigmoid network)."""
-        if self.options.softmax != "mlp" or not self.quantize:
+        grid around 1 (also a sigmoid network). ``softmax="elu"``: the same with
+        ``e = elu(z) + 1`` (ELU on the grid ``[-1, 0]``, then ADD onto ``[0, 1]``)."""
+        if self.options.softmax == "builtin" or not self.quantize:
             return tf.nn.softmax(logits, axis=-1), None
         if self.probe is not None:
             attn = tf.nn.softmax(logits, axis=-1)
@@ -476,7 +491,10 @@ class _Part:
         smax = max(self.measured[f"{name}/expsum"][1], 1.5)
         z = self.fq_range(logits - tf.reduce_max(logits, axis=-1, keepdims=True),
                           _SOFTMAX_ZMIN, 0.0)
-        e = self.sigmoid_mlp(z, _exp_mlp(), 0.0, 1.0)
+        if self.options.softmax == "elu":
+            e = self.fq_range(self.fq_range(tf.nn.elu(z), -1.0, 0.0) + 1.0, 0.0, 1.0)
+        else:
+            e = self.sigmoid_mlp(z, _exp_mlp(), 0.0, 1.0)
         total = self.fq_range(tf.reduce_sum(e, axis=-1, keepdims=True), 0.0, smax)
         attn = self.fq_range(e * self.sigmoid_mlp(total, _reciprocal_mlp(smax, 1.0, smax),
                                                   0.0, 1.0), 0.0, 1.25)
@@ -801,6 +819,75 @@ def _int8_io(content, input_params, output_params):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def _fuse_int8_elu(content):
+    """Make every ``DEQUANTIZE -> ELU -> QUANTIZE`` chain of an int8 model one int8 ELU.
+
+    TFLite's ELU kernel and XNNPACK take int8 (a look-up table), but the converter's quantizer
+    leaves ELU in float between a DEQUANTIZE and a QUANTIZE. The ELU is rewired from the
+    int8 tensor before the DEQUANTIZE to the int8 tensor after the QUANTIZE, the two
+    conversions and the float tensors between them are removed. Chains where a float tensor
+    has other consumers are left as they are (:func:`check_integer_only` reports them).
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    op_kind = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    kinds = schema.BuiltinOperator
+    changed = False
+    for graph in model.subgraphs:
+        ops = graph.operators or []
+        producer = {int(t): i for i, op in enumerate(ops) for t in op.outputs}
+        consumers = {}
+        for i, op in enumerate(ops):
+            for t in op.inputs:
+                consumers.setdefault(int(t), []).append(i)
+        graph_io = {int(t) for t in list(graph.inputs) + list(graph.outputs)}
+        drop = set()
+        for op in ops:
+            if op_kind[op.opcodeIndex] != kinds.ELU:
+                continue
+            src, dst = int(op.inputs[0]), int(op.outputs[0])
+            dq, q = producer.get(src), consumers.get(dst, [])
+            if (dq is None or op_kind[ops[dq].opcodeIndex] != kinds.DEQUANTIZE
+                    or len(consumers[src]) != 1 or len(q) != 1
+                    or op_kind[ops[q[0]].opcodeIndex] != kinds.QUANTIZE
+                    or {src, dst} & graph_io):
+                continue
+            op.inputs = np.array([ops[dq].inputs[0]], np.int32)
+            op.outputs = np.array([ops[q[0]].outputs[0]], np.int32)
+            drop |= {dq, q[0]}
+        if drop:
+            graph.operators = [op for i, op in enumerate(ops) if i not in drop]
+            _drop_unused_tensors(model, graph)
+            changed = True
+    if not changed:
+        return content
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _drop_unused_tensors(model, graph):
+    """Remove the tensors no operator or graph I/O refers to, and renumber the rest."""
+    used = {int(t) for op in graph.operators for t in list(op.inputs) + list(op.outputs)}
+    used |= {int(t) for t in list(graph.inputs) + list(graph.outputs)}
+    used.discard(-1)
+    keep = sorted(used)
+    remap = {old: new for new, old in enumerate(keep)}
+    graph.tensors = [graph.tensors[i] for i in keep]
+
+    def renumber(indices):
+        return np.array([remap.get(int(t), -1) if int(t) >= 0 else -1 for t in indices],
+                        np.int32)
+
+    for op in graph.operators:
+        op.inputs, op.outputs = renumber(op.inputs), renumber(op.outputs)
+    graph.inputs, graph.outputs = renumber(graph.inputs), renumber(graph.outputs)
+    index = model.subgraphs.index(graph)
+    for signature in model.signatureDefs or []:
+        if signature.subgraphIndex == index:
+            for item in list(signature.inputs or []) + list(signature.outputs or []):
+                item.tensorIndex = remap[item.tensorIndex]
+
+
 def _convert(part, first_shape, representative, mode, io=None):
     """Trace ``part`` at a fixed shape and convert it.
 
@@ -824,7 +911,7 @@ def _convert(part, first_shape, representative, mode, io=None):
     if mode == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.int8
-        return converter.convert()
+        return _fuse_int8_elu(converter.convert())
     converter.target_spec.supported_ops = [
         tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     converter.inference_input_type = converter.inference_output_type = tf.int16
