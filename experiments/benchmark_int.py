@@ -51,7 +51,7 @@ _WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
                         "fqliscs_tf", "weights")
 DEFAULT_QAT = os.path.join(_WEIGHTS, "lite_c96_awgn_int")   # the shipped integer codec
 DEFAULT_FLOAT = os.path.join(_WEIGHTS, "lite_c96_awgn")
-INT8_VARIANT_KEYS = ("gelu", "layer_norm", "softmax", "mask")
+INT8_VARIANT_KEYS = ("gelu", "layer_norm", "softmax", "mask", "fold_norm")
 
 
 def parse_size(text):
@@ -83,8 +83,10 @@ def parse_int8_variants(text):
 
     Comma-separated items, each a preset (``xnnpack``: ``TwinOptions.xnnpack()``, i.e.
     ``layer_norm:mlp;gelu:erf``; ``xnnpack_all``: ``TwinOptions.xnnpack(gelu="sigmoid",
-    softmax="mlp")``; ``xnnpack_elu``: the same with ``softmax="elu"``) or ``NAME=key:value;key:value`` with keys gelu, layer_norm, softmax,
-    mask. Raises ValueError naming the bad item, key or value.
+    softmax="mlp")``; ``xnnpack_elu``: the same with ``softmax="elu"``; ``xnnpack_fold``:
+    ``xnnpack_elu`` with ``fold_norm=True``) or ``NAME=key:value;key:value`` with keys gelu,
+    layer_norm, softmax, mask, fold_norm (true / false). Raises ValueError naming the bad
+    item, key or value.
     """
     from fqliscs_tf.engine.tflite import XNNPACK_FORMS, TwinOptions
     variants = {}
@@ -116,6 +118,12 @@ def parse_int8_variants(text):
                                  f"{', '.join(INT8_VARIANT_KEYS)}")
             if key in overrides:
                 raise ValueError(f"int8 variant {name!r}: key {key!r} given twice")
+            if key == "fold_norm":
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(f"int8 variant {name!r}: fold_norm must be true or "
+                                     f"false, got {value!r}")
+                overrides[key] = value.lower() == "true"
+                continue
             try:
                 TwinOptions(activations="int8", **{key: value})
             except ValueError as e:
@@ -124,6 +132,10 @@ def parse_int8_variants(text):
             overrides[key] = value
         if not overrides:
             raise ValueError(f"int8 variant {name!r}: no key:value given")
+        try:
+            TwinOptions(activations="int8", **overrides)
+        except ValueError as e:
+            raise ValueError(f"int8 variant {name!r}: {e}") from None
         variants[name] = overrides
     return variants
 
@@ -168,9 +180,11 @@ def build_parser():
                    help="extra TFLite int8 rows 'tflite_int8[NAME]', exported with other "
                         "TwinOptions (activations int8): comma-separated presets 'xnnpack' "
                         "(layer_norm:mlp;gelu:erf = TwinOptions.xnnpack()), 'xnnpack_all' "
-                        "(layer_norm:mlp;gelu:sigmoid;softmax:mlp) and 'xnnpack_elu' "
-                        "(the same with softmax:elu) or "
-                        "'NAME=key:value;key:value' with keys gelu, layer_norm, softmax, mask "
+                        "(layer_norm:mlp;gelu:sigmoid;softmax:mlp), 'xnnpack_elu' "
+                        "(the same with softmax:elu) and 'xnnpack_fold' (xnnpack_elu with "
+                        "fold_norm:true) or "
+                        "'NAME=key:value;key:value' with keys gelu, layer_norm, softmax, mask, "
+                        "fold_norm "
                         "(quote the ';'); timed and PSNR-compared as tflite_int8, with the "
                         "XNNPACK partition count per model in the JSON (default none)")
     p.add_argument("--output", default="experiments/results/benchmark_int.json",

@@ -11,6 +11,11 @@ def test_presets_match_twin_options_xnnpack():
     assert TwinOptions(activations="int8", **variants["xnnpack"]) == TwinOptions.xnnpack()
     assert (TwinOptions(activations="int8", **variants["xnnpack_all"])
             == TwinOptions.xnnpack(gelu="sigmoid", softmax="mlp"))
+    fold = parse_int8_variants("xnnpack_fold")["xnnpack_fold"]
+    assert (TwinOptions(activations="int8", **fold)
+            == TwinOptions.xnnpack(gelu="sigmoid", softmax="elu", fold_norm=True))
+    assert parse_int8_variants("f=layer_norm:mlp;fold_norm:TRUE") == {
+        "f": {"layer_norm": "mlp", "fold_norm": True}}
 
 
 def test_custom_spec_and_cli_flag():
@@ -33,6 +38,8 @@ def test_custom_spec_and_cli_flag():
     ("a=gelu:tanh;gelu:erf", "key 'gelu' given twice"),
     ("xnnpack,xnnpack", "'xnnpack' given twice"),
     ("a b=gelu:tanh", "variant name"),
+    ("a=fold_norm:yes", "fold_norm must be true or false, got 'yes'"),
+    ("a=fold_norm:true", "int8 variant 'a': fold_norm needs layer_norm='mlp'"),
 ])
 def test_bad_specs_raise_value_error(spec, message):
     with pytest.raises(ValueError, match=message):

@@ -186,16 +186,18 @@ def test_twin_options_are_validated():
     assert TwinOptions(activations="int8").norm_method == "l2"
 
 
-@pytest.mark.parametrize("softmax", ["mlp", "elu"])
-def test_xnnpack_twin_is_one_delegate_partition(softmax, tiny_qat, engine_reference, tmp_path):
+@pytest.mark.parametrize("softmax,fold_norm", [("mlp", False), ("elu", True)])
+def test_xnnpack_twin_is_one_delegate_partition(softmax, fold_norm, tiny_qat, engine_reference,
+                                                tmp_path):
     """TwinOptions.xnnpack(gelu="sigmoid", softmax="mlp" or "elu"): GELU, LayerNorm and softmax
     from ops XNNPACK takes in int8 (no SOFTMAX, L2_NORMALIZATION, GELU or RSQRT), so the whole
     model is one XNNPACK partition, integer-only with the default kernels too (no int8 SOFTMAX;
-    with "elu", the converter's float ELU is made the int8 kernel)."""
+    with "elu", the converter's float ELU is made the int8 kernel). ``fold_norm`` (LayerNorm
+    affine maps folded into the next Dense) keeps the PSNR."""
     _, qat = tiny_qat
     assert (TwinOptions.xnnpack().activations, TwinOptions.xnnpack().layer_norm) == (
         "int8", "mlp")
-    options = TwinOptions.xnnpack(gelu="sigmoid", softmax=softmax)
+    options = TwinOptions.xnnpack(gelu="sigmoid", softmax=softmax, fold_norm=fold_norm)
     paths = export_tflite(qat, str(tmp_path), SIZE, SIZE, images=smooth_images(3, SIZE, seed=11),
                           snr_db=(1.0, 13.0), options=options)
     for name in ("encoder", "decoder"):
@@ -271,6 +273,8 @@ def test_mlp_forms_are_int8_only():
         TwinOptions(activations="int16", layer_norm="mlp")
     with pytest.raises(ValueError, match="int8-only"):
         TwinOptions(activations="int16", softmax="elu")
+    with pytest.raises(ValueError, match="fold_norm"):
+        TwinOptions(activations="int8", layer_norm="l2", fold_norm=True)
     with pytest.raises(ValueError, match="softmax"):
         TwinOptions(activations="int8", softmax="exp")
     assert TwinOptions.xnnpack(gelu="erf").gelu == "erf"

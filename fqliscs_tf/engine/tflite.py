@@ -40,10 +40,10 @@ model with the exact GELU (``gelu="erf"``) runs in 25 partitions (14 L2_NORMALIZ
 5 SOFTMAX, 5 GELU in TFLite's own kernels between them); the default ``"engine"`` GELU is
 LOGISTIC + MUL, which XNNPACK takes. Delegated forms (int8 only): ``layer_norm="mlp"``,
 ``gelu="sigmoid"`` and ``softmax="mlp"`` or ``"elu"`` (all three: one partition); with the
-ELU softmax (``exp(z) = elu(z) + 1``, one look-up table) the int8 codec runs 2.2-2.6x faster
-than the float codec in TF with XLA (``XNNPACK_FORMS["xnnpack_elu"]``, ``docs/RESULTS.md``
-section 7), but like every all-int8 export it is 1.5-3 dB below the engine;
-:meth:`TwinOptions.xnnpack`.
+ELU softmax (``exp(z) = elu(z) + 1``, one look-up table) and the LayerNorm affine maps folded
+into the next Dense (``XNNPACK_FORMS["xnnpack_fold"]``) the int8 codec runs about 2-3x
+faster than the float codec in TF with XLA (``docs/RESULTS.md`` section 7), but like every
+all-int8 export it is 1.2-3 dB below the engine; :meth:`TwinOptions.xnnpack`.
 
 :func:`check_integer_only` proves a ``.tflite`` file integer-only (tensor dtypes, op list);
 :class:`TFLiteCodec` runs encoder.tflite -> the engine's integer channel
@@ -103,6 +103,8 @@ XNNPACK_FORMS = {
     "xnnpack": {"layer_norm": "mlp", "gelu": "erf"},  # as benchmarked (docs/RESULTS.md s. 7)
     "xnnpack_all": {"layer_norm": "mlp", "gelu": "sigmoid", "softmax": "mlp"},
     "xnnpack_elu": {"layer_norm": "mlp", "gelu": "sigmoid", "softmax": "elu"},
+    "xnnpack_fold": {"layer_norm": "mlp", "gelu": "sigmoid", "softmax": "elu",
+                     "fold_norm": True},
 }
 
 
@@ -150,6 +152,11 @@ class TwinOptions:
         int16: clip every QAT quantization point to its range (the saturation of the QAT
         model and the engine, at 16-bit resolution); False leaves the int16 ranges to
         calibration alone (default True).
+    fold_norm : bool
+        ``layer_norm="mlp"`` only: fold each LayerNorm's affine map (``gamma``, ``beta``) into
+        the Dense after it (kernel rows times ``gamma``, requantized per output channel;
+        ``beta @ W`` into the bias), which removes a MUL and an ADD per LayerNorm; the
+        final LayerNorm of the encoder keeps its own (default False).
     """
     activations: str = "int16"
     gelu: str = "engine"
@@ -157,6 +164,7 @@ class TwinOptions:
     mask: str = "saturate"
     clip_ranges: bool = True
     softmax: str = "builtin"
+    fold_norm: bool = False
 
     def __post_init__(self):
         for name, allowed in (("activations", ACTIVATIONS),
@@ -172,6 +180,8 @@ class TwinOptions:
                              "'mul' or 'auto'")
         if self.activations == "int16" and self.softmax != "builtin":
             raise ValueError(f"softmax {self.softmax!r} is int8-only; use 'builtin'")
+        if self.fold_norm and self.layer_norm != "mlp":
+            raise ValueError("fold_norm needs layer_norm='mlp' (int8 only)")
 
     @classmethod
     def xnnpack(cls, **overrides):
@@ -358,20 +368,28 @@ class _Part:
         return tf.quantization.fake_quant_with_min_max_args(x, lo, hi, num_bits=8,
                                                             narrow_range=narrow_range)
 
-    def dense(self, x, layer, kernels, path, cols=slice(None), gain=1.0):
+    def dense(self, x, layer, kernels, path, cols=slice(None), gain=1.0, pre=None):
         """Dense layer. With fake quantization (int8) a 1x1 convolution: the converter keeps
         per-channel int8 kernels of CONV_2D but fails on per-channel fake-quantized MatMul
         weights (it transposes them); otherwise a MatMul (FULLY_CONNECTED, per-channel int8
         kernels from the converter's own weight quantization, which reproduces the QAT grid).
 
         ``cols``/``gain``: only these output columns, times ``gain > 0`` (folded into the
-        per-channel kernel scales: the int8 kernel is unchanged).
+        per-channel kernel scales: the int8 kernel is unchanged). ``pre``: None or the
+        ``(scale, shift)`` of a LayerNorm's affine map to fold in (``fold_norm``): the kernel
+        rows times ``scale``, requantized per output channel, ``shift @ W`` into the bias.
         """
         w, lo, hi = kernels[path]
         w, lo, hi = w[..., cols] * gain, lo[cols] * gain, hi[cols] * gain
         sub = _sublayer(layer, path)
         bias = (self.value(sub.bias)[cols] * gain if getattr(sub, "use_bias", False)
                 else np.zeros(w.shape[-1], np.float32))
+        if pre is not None:
+            scale, shift = (np.asarray(v, np.float64) for v in pre)
+            bias = bias + (shift @ w).astype(np.float32)
+            w = (scale[:, None] * w).astype(np.float32)
+            hi = np.maximum(np.abs(w).max(axis=0), 1e-12).astype(np.float32)
+            lo = -hi
         shape = x.shape.as_list()
         if not self.quantize:  # 16x8 / float32: FULLY_CONNECTED (faster than 1x1 CONV_2D)
             y = tf.matmul(tf.reshape(x, [-1, shape[-1]]), tf.constant(w.astype(np.float32)))
@@ -430,11 +448,11 @@ class _Part:
     def normalize_mlp(self, x, name):
         """``l2_normalize(x - mean)`` from XNNPACK-delegated int8 ops.
 
-        ``d = x - mean`` (MEAN, SUB) on a measured grid. Sums of squares: the centred rows in blocks of ``k`` tokens (``k`` = 8, 4, 2 or 1, whichever divides
-        the token count) as a BATCH_MATMUL ``[T/k, k, C] x [T/k, C, k]`` (int32
-        accumulation, one 8-bit rounding on ``[0, max]``), whose diagonal MUL by the identity
-        and SUM pick out (``T/k`` GEMMs instead of ``T`` one-by-one products: 20 % of the
-        delegated codec's time at 256x256). ``rsqrt`` of the sums as a sigmoid network fitted
+        ``d = x - mean`` (MEAN, SUB) on a measured grid. Sums of squares: the centred rows in
+        blocks of ``k`` tokens (``k`` = 8, 4, 2 or 1, whichever divides the token count) as a
+        BATCH_MATMUL ``[T/k, k, C] x [T/k, C, k]`` (int32 accumulation, one 8-bit rounding on
+        ``[0, max]``), whose diagonal MUL by the identity and SUM pick out (``T/k`` GEMMs
+        instead of ``T`` one-by-one products; 1.2x faster codec at 256x256). ``rsqrt`` of the sums as a sigmoid network fitted
         to the measured range (0.1 % percentile to max), MUL."""
         d = self.centred(x, name)
         shape = d.shape.as_list()
@@ -506,6 +524,15 @@ class _Part:
         n, scale, shift = self.normalize(x, norm, name)
         return self.fq(n * tf.constant(scale) + tf.constant(shift), out_absmax)
 
+    def norm_for_dense(self, x, norm, out_absmax, name):
+        """``(y, pre)``: a LayerNorm whose output feeds a Dense. With ``fold_norm`` the
+        normalized rows and the affine map for :meth:`dense` (``pre``), else the LayerNorm
+        output (:meth:`layer_norm`) and None."""
+        if not (self.options.fold_norm and self.quantize):
+            return self.layer_norm(x, norm, out_absmax, name), None
+        n, scale, shift = self.normalize(x, norm, name)
+        return n, (scale, shift)
+
     def gelu(self, x, scale, name):
         """GELU of ``x`` (block ``name``'s fc1 output, int8 grid ``scale``) in the form
         ``options.gelu`` names. ``"engine"`` with ShiftGELU fits the slope to the codes the
@@ -538,7 +565,7 @@ class _Part:
         y = tf.nn.conv2d(x, w, layer.patch_size, "VALID")
         return y + tf.constant(self.value(layer.proj.bias))
 
-    def attention(self, windows, layer, k, mask, name):
+    def attention(self, windows, layer, k, mask, name, pre=None):
         r = lambda n: self.absmax(layer, n)  # noqa: E731
         n, heads, hd = layer.window_size ** 2, layer.num_heads, layer.head_dim
         dim = layer.dim
@@ -549,7 +576,7 @@ class _Part:
             # through the slicing), clipping the widest of the three. q's 1/sqrt(hd) is folded
             # into its per-channel kernel scales, which keeps the int8 kernel unchanged.
             y = self.fq(self.dense(windows, layer, k, "qkv", slice(i * dim, (i + 1) * dim),
-                                   gain), r(name))
+                                   gain, pre), r(name))
             return tf.transpose(tf.reshape(y, [-1, n, heads, hd]), [0, 2, 1, 3])
 
         q, kk, v = project(0, "q", layer.scale), project(1, "k"), project(2, "v")
@@ -580,31 +607,31 @@ class _Part:
         _, h, w, _ = x.shape.as_list()
         ws, s = layer.window_size, layer.shift_size
         x = self.residual(x, layer, "input")
-        y = self.layer_norm(x, layer.norm1, r("norm1"), f"{layer.name}/norm1")
+        y, pre = self.norm_for_dense(x, layer.norm1, r("norm1"), f"{layer.name}/norm1")
         mask = None
         if s > 0:
             y = tf.roll(y, shift=[-s, -s], axis=[1, 2])
             with tf.init_scope():  # a constant, computed eagerly
                 mask = shifted_window_mask(h, w, ws, s).numpy()
-        y = self.attention(window_partition(y, ws), layer, k, mask, layer.name)
+        y = self.attention(window_partition(y, ws), layer, k, mask, layer.name, pre)
         y = window_reverse(y, ws, 1, h, w)
         if s > 0:
             y = tf.roll(y, shift=[s, s], axis=[1, 2])
         x = self.residual(x + y, layer, "mid")
-        y = self.layer_norm(x, layer.norm2, r("norm2"), f"{layer.name}/norm2")
-        hidden = self.fq(self.dense(y, layer, k, "fc1"), r("fc1"))
+        y, pre = self.norm_for_dense(x, layer.norm2, r("norm2"), f"{layer.name}/norm2")
+        hidden = self.fq(self.dense(y, layer, k, "fc1", pre=pre), r("fc1"))
         g = self.fq(self.gelu(hidden, act_scale(r("fc1"), 8), layer.name), r("gelu"))
         return x + self.dense(g, layer, k, "fc2")
 
     def patch_merging(self, x, layer, k):
         x = _space_to_depth(self.residual(x, layer, "input"), 2)
-        y = self.layer_norm(x, layer.norm, self.absmax(layer, "norm"), layer.name)
-        return self.dense(y, layer, k, "reduction")
+        y, pre = self.norm_for_dense(x, layer.norm, self.absmax(layer, "norm"), layer.name)
+        return self.dense(y, layer, k, "reduction", pre=pre)
 
     def patch_reverse_merging(self, x, layer, k):
         x = self.residual(x, layer, "input")
-        y = self.layer_norm(x, layer.norm, self.absmax(layer, "norm"), layer.name)
-        y = _depth_to_space(self.dense(y, layer, k, "increment"), layer.factor)
+        y, pre = self.norm_for_dense(x, layer.norm, self.absmax(layer, "norm"), layer.name)
+        y = _depth_to_space(self.dense(y, layer, k, "increment", pre=pre), layer.factor)
         if layer.image_output:
             y = self.fq_range(y, 0.0, 1.0)
         return y
