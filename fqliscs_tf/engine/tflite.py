@@ -26,7 +26,7 @@ Two modes (:class:`TwinOptions` ``activations``):
   (``FakeQuantWithMinMaxArgs``), every activation int8 (``TFLITE_BUILTINS_INT8``). The
   16-bit residual stream becomes int8 (same absmax), and every intermediate of LayerNorm
   (``L2_NORMALIZATION`` output grid 1/128), attention and GELU is rounded to 8 bits: on the
-  Kodak images it loses 0.8-1.5 dB against the engine (``docs/RESULTS.md`` section 7).
+  Kodak images it loses 0.2-0.8 dB against the engine (``docs/RESULTS.md`` section 7).
 
 Other deviations from the integer engine (:mod:`fqliscs_tf.engine`): TFLite's softmax and
 sigmoid kernels (LUTs / fixed point) instead of the engine's I-ViT shift forms, and GELU as
@@ -41,9 +41,9 @@ model with the exact GELU (``gelu="erf"``) runs in 25 partitions (14 L2_NORMALIZ
 LOGISTIC + MUL, which XNNPACK takes. Delegated forms (int8 only): ``layer_norm="mlp"``,
 ``gelu="sigmoid"`` and ``softmax="mlp"`` or ``"elu"`` (all three: one partition); with the
 ELU softmax (``exp(z) = elu(z) + 1``, one look-up table) and the LayerNorm affine maps folded
-into the next Dense (``XNNPACK_FORMS["xnnpack_fold"]``) the int8 codec runs about 2-3x
-faster than the float codec in TF with XLA (``docs/RESULTS.md`` section 7), but like every
-all-int8 export it is 1.2-3 dB below the engine; :meth:`TwinOptions.xnnpack`.
+into the next Dense (``XNNPACK_FORMS["xnnpack_fold"]``) the int8 codec runs 2.2-3.2x faster
+than the float codec in TF with XLA (``docs/RESULTS.md`` section 7), but like every all-int8
+export it is 0.2-0.8 dB below the engine; :meth:`TwinOptions.xnnpack`.
 
 :func:`check_integer_only` proves a ``.tflite`` file integer-only (tensor dtypes, op list);
 :class:`TFLiteCodec` runs encoder.tflite -> the engine's integer channel
