@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The ``tflite`` system kind of ``fqliscs-evaluate``: a QAT codec run as integer-only TFLite.
 
-Spec: ``tflite:FOLDER[,activations=int16|int8][,kernels=default|builtin|ref]
+Spec: ``tflite:FOLDER[,activations=int16|int8][,forms=FORMS][,kernels=default|builtin|ref]
 [,calibration=PATH[;PATH...]][,cache=DIR][,label=TEXT]``, where ``FOLDER`` is a
 :func:`fqliscs_tf.quant.qat.save_qat` folder (the ``export`` folder of ``fqliscs-train --qat``)
 or an integer engine folder (``engine.json`` + ``engine.npz``, e.g. the shipped
@@ -14,7 +14,10 @@ of the ``int`` system, so both see the same noise).
 
 Options
     ``activations``  ``int16`` (default: TFLite 16x8 mode, close to the engine) or ``int8``
-                     (all-int8, fast with XNNPACK, ~1 dB worse on Kodak).
+                     (all-int8, 0.2-0.8 dB below the engine on Kodak crops).
+    ``forms``        ``default`` or, with ``activations=int8``, a name of
+                     :data:`fqliscs_tf.engine.tflite.XNNPACK_FORMS` (e.g. ``xnnpack_fold``:
+                     every op delegated to XNNPACK, the fast export of docs/RESULTS.md s. 7).
     ``kernels``      interpreter op resolver: ``default`` (XNNPACK + optimized kernels),
                      ``builtin`` (optimized, no delegate) or ``ref`` (reference kernels, integer
                      int8 softmax, slow). The integer-only check uses the same kernels.
@@ -107,7 +110,7 @@ class TFLiteSystem(System):
     """A QAT codec (or engine) folder exported to integer-only TFLite per image shape
     (module docstring)."""
     kind = "tflite"
-    options = ("label", "activations", "kernels", "calibration", "cache")
+    options = ("label", "activations", "forms", "kernels", "calibration", "cache")
 
     def __init__(self, arg, options):
         from fqliscs_tf.data import load_image
@@ -120,6 +123,14 @@ class TFLiteSystem(System):
                 raise ValueError(f"system {self.name!r}: option {key}={value!r} is not one of "
                                  f"{', '.join(allowed)}")
         self.activations, self.kernels = self.opts["activations"], self.opts["kernels"]
+        from fqliscs_tf.engine.tflite import XNNPACK_FORMS
+        self.forms = self.opts.setdefault("forms", "default")
+        if self.forms not in ("default",) + tuple(XNNPACK_FORMS):
+            raise ValueError(f"system {self.name!r}: option forms={self.forms!r} is not one of "
+                             f"default, {', '.join(XNNPACK_FORMS)}")
+        if self.forms != "default" and self.activations != "int8":
+            raise ValueError(f"system {self.name!r}: forms={self.forms!r} needs "
+                             "activations=int8")
         self.info = _read_info(arg)
         self.engine = self.info.get("family") == "swin-int"
         if self.info.get("family") not in ("swin-qat", "swin-int"):
@@ -134,6 +145,7 @@ class TFLiteSystem(System):
         self.export_channel = trained if trained in _CHANNELS else "awgn"
         if self.label is None:
             mode = "16x8" if self.activations == "int16" else "int8"
+            mode += "" if self.forms == "default" else f" {self.forms}"
             self.label = f"{self.config.name} TFLite {mode} ({channel_label(trained)}-trained)"
         self.cache = self.opts.get("cache") or DEFAULT_CACHE
         self.calibration = self._calibration_files(self.opts.get("calibration"))
@@ -215,6 +227,8 @@ class TFLiteSystem(System):
         key = {"model": self._model_digest, "shape": [height, width],
                "activations": self.activations, "calibration": _digest(self.calibration),
                "channel": self.export_channel, "exporter": _digest([tfl.__file__])}
+        if self.forms != "default":  # keys of default-form exports stay as they were
+            key["forms"] = self.forms
         if self.engine:
             from fqliscs_tf.engine import to_qat
             key["converter"] = _digest([to_qat.__file__])
@@ -240,7 +254,7 @@ class TFLiteSystem(System):
                 tfl.export_tflite(self._qat, tmp, height, width,
                                   images=[_fit(c, height, width) for c in self._calib],
                                   channel_type=self.export_channel,
-                                  options=tfl.TwinOptions(activations=self.activations))
+                                  options=self._twin_options())
                 with open(os.path.join(tmp, _RECORD), "w") as f:
                     json.dump({"key": key, "export_seconds": time.perf_counter() - start,
                                self._dir_key: os.path.abspath(self.arg),
@@ -264,6 +278,11 @@ class TFLiteSystem(System):
             "integer_only": all(c["ok"] for c in checks.values()), "kernels": self.kernels,
             "checks": checks}
         return folder
+
+    def _twin_options(self):
+        from fqliscs_tf.engine import tflite as tfl
+        forms = {} if self.forms == "default" else tfl.XNNPACK_FORMS[self.forms]
+        return tfl.TwinOptions(activations=self.activations, **forms)
 
     def _codec(self, height, width):
         from fqliscs_tf.engine.tflite import TFLiteCodec
@@ -289,6 +308,6 @@ class TFLiteSystem(System):
     def describe(self):
         return {**super().describe(), self._dir_key: os.path.abspath(self.arg),
                 "preset": self.config.name, "trained_channel": self.info.get("channel_type"),
-                "activations": self.activations, "kernels": self.kernels,
+                "activations": self.activations, "forms": self.forms, "kernels": self.kernels,
                 "calibration": self.calibration, "export_channel": self.export_channel,
                 "cache": os.path.abspath(self.cache), "runtime": {"exports": self.exports}}

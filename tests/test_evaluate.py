@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -440,11 +441,38 @@ def test_tflite_system_resumes(tflite_setup, tflite_run, monkeypatch):
     (",threads=2", ValueError, "unknown option 'threads'"),
     (",calibration=/no/such/images", ValueError, "calibration path '/no/such/images' does not"),
     (",calibration=;", ValueError, "option calibration is empty"),
+    (",activations=int8,forms=fast", ValueError, "forms='fast' is not one of default, xnnpack"),
+    (",forms=xnnpack_fold", ValueError, "forms='xnnpack_fold' needs activations=int8"),
 ])
 def test_tflite_system_rejects_bad_options(tflite_setup, options, error, match):
     root, _ = tflite_setup
     with pytest.raises(error, match=match):
         ev.build_system(f"tflite:{root / 'qat'}{options}")
+
+
+def test_tflite_system_fast_int8_forms(tflite_setup, tflite_run):
+    """forms=xnnpack_fold: the all-int8 export with every op delegated (its own cache folder),
+    integer-only, one XNNPACK partition per model, close to the int system on the same noise."""
+    from fqliscs_tf.engine.tflite import xnnpack_partitions
+    root, spec = tflite_setup
+    system = ev.build_system(spec + ",activations=int8,forms=xnnpack_fold")
+    system.configure(system.cbr, "crop")
+    images = ev.load_images(str(root / "images"))
+    records, _ = ev.run_cell(system, ev.Channel("awgn"), 13.0, images, seed=0)
+    engine = ev.build_system(f"int:{root / 'int'}")
+    engine.configure(engine.cbr, "crop")
+    reference, _ = ev.run_cell(engine, ev.Channel("awgn"), 13.0, images, seed=0)
+    info = system.describe()
+    assert info["forms"] == "xnnpack_fold" and "int8 xnnpack_fold" in info["label"]
+    export = info["runtime"]["exports"]["32x32"]
+    assert export["integer_only"] and export["reused"] is False
+    first = tflite_run["systems"][0]["runtime"]["exports"]["32x32"]["folder"]
+    assert export["folder"] != first
+    for part in ("encoder", "decoder"):
+        assert xnnpack_partitions(os.path.join(export["folder"], f"{part}.tflite")) == 1
+    assert len(records) == len(reference) == 2
+    assert np.mean([r["psnr"] for r in records]) == pytest.approx(
+        np.mean([r["psnr"] for r in reference]), abs=TFLITE_TOLERANCE_DB)
 
 
 def test_tflite_system_needs_a_qat_or_engine_folder(tmp_path):
