@@ -452,8 +452,9 @@ class _Part:
         blocks of ``k`` tokens (``k`` = 8, 4, 2 or 1, whichever divides the token count) as a
         BATCH_MATMUL ``[T/k, k, C] x [T/k, C, k]`` (int32 accumulation, one 8-bit rounding on
         ``[0, max]``), whose diagonal MUL by the identity and SUM pick out (``T/k`` GEMMs
-        instead of ``T`` one-by-one products; 1.2x faster codec at 256x256). ``rsqrt`` of the sums as a sigmoid network fitted
-        to the measured range (0.1 % percentile to max), MUL."""
+        instead of ``T`` one-by-one products; 1.2x faster codec at 256x256). ``rsqrt`` of the
+        sums as a sigmoid network fitted to the measured range (0.1 % percentile to max), MUL.
+        """
         d = self.centred(x, name)
         shape = d.shape.as_list()
         tokens = int(np.prod(shape[:-1]))
