@@ -116,18 +116,15 @@ class TFLiteSystem(System):
         from fqliscs_tf.data import load_image
         from fqliscs_tf.presets import CodecConfig
         from fqliscs_tf.quant.fakequant import QuantSpec
+        from fqliscs_tf.engine.tflite import XNNPACK_FORMS
         super().__init__(arg, options)
-        for key, allowed in _CHOICES.items():
+        for key, allowed in {**_CHOICES, "forms": ("default",) + tuple(XNNPACK_FORMS)}.items():
             value = self.opts.setdefault(key, allowed[0])
             if value not in allowed:
                 raise ValueError(f"system {self.name!r}: option {key}={value!r} is not one of "
                                  f"{', '.join(allowed)}")
         self.activations, self.kernels = self.opts["activations"], self.opts["kernels"]
-        from fqliscs_tf.engine.tflite import XNNPACK_FORMS
-        self.forms = self.opts.setdefault("forms", "default")
-        if self.forms not in ("default",) + tuple(XNNPACK_FORMS):
-            raise ValueError(f"system {self.name!r}: option forms={self.forms!r} is not one of "
-                             f"default, {', '.join(XNNPACK_FORMS)}")
+        self.forms = self.opts["forms"]
         if self.forms != "default" and self.activations != "int8":
             raise ValueError(f"system {self.name!r}: forms={self.forms!r} needs "
                              "activations=int8")

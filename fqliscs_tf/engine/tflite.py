@@ -461,9 +461,10 @@ class _Part:
         k = next(b for b in (8, 4, 2, 1) if tokens % b == 0)
         rows = tf.reshape(d, [-1, k, shape[-1]])
         prod = tf.matmul(rows, rows, transpose_b=True)  # [T/k, k, k]
-        self.observe(f"{name}/sumsq", tf.linalg.diag_part(prod), low_percentile=0.1)
         if self.probe is not None:
-            sumsq = tf.reshape(tf.linalg.diag_part(prod), shape[:-1] + [1])
+            diagonal = tf.linalg.diag_part(prod)
+            self.observe(f"{name}/sumsq", diagonal, low_percentile=0.1)
+            sumsq = tf.reshape(diagonal, shape[:-1] + [1])
             return self.fq_observed(f"{name}/normalized", d * tf.math.rsqrt(sumsq))
         low, high = self.measured[f"{name}/sumsq"]
         prod = self.fq_range(prod, 0.0, high)
@@ -871,7 +872,7 @@ def _fuse_int8_elu(content):
     op_kind = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     kinds = schema.BuiltinOperator
     changed = False
-    for graph in model.subgraphs:
+    for index, graph in enumerate(model.subgraphs):
         ops = graph.operators or []
         producer = {int(t): i for i, op in enumerate(ops) for t in op.outputs}
         consumers = {}
@@ -895,15 +896,17 @@ def _fuse_int8_elu(content):
             drop |= {dq, q[0]}
         if drop:
             graph.operators = [op for i, op in enumerate(ops) if i not in drop]
-            _drop_unused_tensors(model, graph)
+            _drop_unused_tensors(model, index)
             changed = True
     if not changed:
         return content
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _drop_unused_tensors(model, graph):
-    """Remove the tensors no operator or graph I/O refers to, and renumber the rest."""
+def _drop_unused_tensors(model, index):
+    """Remove the tensors no operator or graph I/O of subgraph ``index`` refers to, and
+    renumber the rest."""
+    graph = model.subgraphs[index]
     used = {int(t) for op in graph.operators for t in list(op.inputs) + list(op.outputs)}
     used |= {int(t) for t in list(graph.inputs) + list(graph.outputs)}
     used.discard(-1)
@@ -918,7 +921,6 @@ def _drop_unused_tensors(model, graph):
     for op in graph.operators:
         op.inputs, op.outputs = renumber(op.inputs), renumber(op.outputs)
     graph.inputs, graph.outputs = renumber(graph.inputs), renumber(graph.outputs)
-    index = model.subgraphs.index(graph)
     for signature in model.signatureDefs or []:
         if signature.subgraphIndex == index:
             for item in list(signature.inputs or []) + list(signature.outputs or []):
