@@ -84,7 +84,8 @@ def parse_int8_variants(text):
     Comma-separated items, each a preset (``xnnpack``: ``TwinOptions.xnnpack()``, i.e.
     ``layer_norm:mlp;gelu:erf``; ``xnnpack_all``: ``TwinOptions.xnnpack(gelu="sigmoid",
     softmax="mlp")``; ``xnnpack_elu``: the same with ``softmax="elu"``; ``xnnpack_fold``:
-    ``xnnpack_elu`` with ``fold_norm=True``) or ``NAME=key:value;key:value`` with keys gelu,
+    ``xnnpack_elu`` with ``fold_norm=True``; ``xnnpack_fit``: ``xnnpack_fold`` with
+    ``gelu="engine"``) or ``NAME=key:value;key:value`` with keys gelu,
     layer_norm, softmax, mask, fold_norm (true / false). Raises ValueError naming the bad
     item, key or value.
     """
@@ -181,8 +182,8 @@ def build_parser():
                         "TwinOptions (activations int8): comma-separated presets 'xnnpack' "
                         "(layer_norm:mlp;gelu:erf = TwinOptions.xnnpack()), 'xnnpack_all' "
                         "(layer_norm:mlp;gelu:sigmoid;softmax:mlp), 'xnnpack_elu' "
-                        "(the same with softmax:elu) and 'xnnpack_fold' (xnnpack_elu with "
-                        "fold_norm:true) or "
+                        "(the same with softmax:elu), 'xnnpack_fold' (xnnpack_elu with "
+                        "fold_norm:true) and 'xnnpack_fit' (xnnpack_fold with gelu:engine) or "
                         "'NAME=key:value;key:value' with keys gelu, layer_norm, softmax, mask, "
                         "fold_norm "
                         "(quote the ';'); timed and PSNR-compared as tflite_int8, with the "

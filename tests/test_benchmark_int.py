@@ -14,6 +14,9 @@ def test_presets_match_twin_options_xnnpack():
     fold = parse_int8_variants("xnnpack_fold")["xnnpack_fold"]
     assert (TwinOptions(activations="int8", **fold)
             == TwinOptions.xnnpack(gelu="sigmoid", softmax="elu", fold_norm=True))
+    fit = parse_int8_variants("xnnpack_fit")["xnnpack_fit"]
+    assert (TwinOptions(activations="int8", **fit)
+            == TwinOptions.xnnpack(gelu="engine", softmax="elu", fold_norm=True))
     assert parse_int8_variants("f=layer_norm:mlp;fold_norm:TRUE") == {
         "f": {"layer_norm": "mlp", "fold_norm": True}}
 

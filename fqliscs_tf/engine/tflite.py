@@ -39,11 +39,12 @@ RSQRT, EXP, DIV, ... (its int8 look-up-table ops are LOGISTIC, TANH and ELU), so
 model with the exact GELU (``gelu="erf"``) runs in 25 partitions (14 L2_NORMALIZATION,
 5 SOFTMAX, 5 GELU in TFLite's own kernels between them); the default ``"engine"`` GELU is
 LOGISTIC + MUL, which XNNPACK takes. Delegated forms (int8 only): ``layer_norm="mlp"``,
-``gelu="sigmoid"`` and ``softmax="mlp"`` or ``"elu"`` (all three: one partition); with the
-ELU softmax (``exp(z) = elu(z) + 1``, one look-up table) and the LayerNorm affine maps folded
-into the next Dense (``XNNPACK_FORMS["xnnpack_fold"]``) the int8 codec runs 2.2-3.2x faster
-than the float codec in TF with XLA (``docs/RESULTS.md`` section 7), but like every all-int8
-export it is 0.2-0.8 dB below the engine; :meth:`TwinOptions.xnnpack`.
+``gelu="engine"`` or ``"sigmoid"`` and ``softmax="mlp"`` or ``"elu"`` (all three: one
+partition); with the ELU softmax (``exp(z) = elu(z) + 1``, one look-up table) and the
+LayerNorm affine maps folded into the next Dense (``XNNPACK_FORMS["xnnpack_fold"]``, and
+``"xnnpack_fit"`` with the fitted GELU slope) the int8 codec runs 2.2-3.2x faster than the
+float codec in TF with XLA (``docs/RESULTS.md`` section 7), but like every all-int8 export it
+is below the engine (8-bit intermediates); :meth:`TwinOptions.xnnpack`.
 
 :func:`check_integer_only` proves a ``.tflite`` file integer-only (tensor dtypes, op list);
 :class:`TFLiteCodec` runs encoder.tflite -> the engine's integer channel
@@ -105,6 +106,8 @@ XNNPACK_FORMS = {
     "xnnpack_elu": {"layer_norm": "mlp", "gelu": "sigmoid", "softmax": "elu"},
     "xnnpack_fold": {"layer_norm": "mlp", "gelu": "sigmoid", "softmax": "elu",
                      "fold_norm": True},
+    # xnnpack_fold with the GELU slope fitted to the engine's (the same LOGISTIC + MUL ops)
+    "xnnpack_fit": {"layer_norm": "mlp", "gelu": "engine", "softmax": "elu", "fold_norm": True},
 }
 
 
