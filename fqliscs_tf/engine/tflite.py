@@ -70,7 +70,7 @@ from phy.integer_channel import get_int_channel, int_power_normalize
 __all__ = ["TwinOptions", "kodak_crops", "export_tflite", "export_float_tflite",
            "check_integer_only", "xnnpack_partitions", "IntegerOnlyError", "TFLiteCodec",
            "MANIFEST_FILE", "FLOAT_RUNTIME_KERNELS", "FLOAT_PREPARE_KERNELS",
-           "XNNPACK_FORMS", "fit_gelu_slope"]
+           "XNNPACK_FORMS", "fit_gelu_slope", "calibrated_twins"]
 
 MANIFEST_FILE = "tflite.json"
 _MASK_MARGIN = 8.0  # exp(-8) = 3.4e-4 < half an LSB of TFLite's int8 softmax (1/512)
@@ -977,6 +977,49 @@ def _range_probes(calls, lo_x, hi_x, snr_limit):
     return [(x, np.full([1, 1], v, np.float32)) for v in (-snr_limit, snr_limit)]
 
 
+def calibrated_twins(qat_model, options, images, snrs, channel_type="awgn", seed=0,
+                     twin=None):
+    """The int8 twins of a QAT codec's encoder and decoder, their ranges measured.
+
+    The QAT twin (with its fake-quant nodes) makes the representative data of every export
+    mode. Its probe pass (:meth:`_Part.measure`) runs the encoder on ``images`` (``[1, H, W,
+    3]`` arrays), the engine's integer channel (seeds ``(seed, i)``) and the decoder on the
+    received latents.
+
+    Parameters
+    ----------
+    snrs : list of ``[1, 1]`` float32 arrays, SNRs [dB] on the int8 SNR grid.
+    twin : None or a :class:`_Part` subclass (default :class:`_Part`).
+
+    Returns
+    -------
+    ``(encoder, decoder, enc_calls, dec_calls)``: the two twins and their representative
+    ``(x, snr)`` inputs.
+    """
+    twin = twin or _Part
+    spec = qat_model.spec
+    qtwin = dataclasses.replace(options, activations="int8",
+                                layer_norm="l2" if options.norm_method == "mul"
+                                else options.layer_norm)
+    encoder = twin(qat_model.encoder, spec, qtwin)
+    decoder = twin(qat_model.decoder, spec, qtwin)
+    enc_calls = [(img, snrs[i % len(snrs)]) for i, img in enumerate(images)]
+    enc_calls += [(img, s) for img in images[:1] for s in snrs]
+    encoder.measure([(tf.constant(x), tf.constant(s)) for x, s in enc_calls])
+    s_latent = act_scale(encoder.last_absmax(), 8)
+    s_dec_in = act_scale(decoder.first_absmax(), 8)
+    receiver = _Receiver(spec, s_dec_in, channel_type)
+    dec_calls = []
+    for i, (x, s) in enumerate(enc_calls):
+        latent = encoder(tf.constant(x), encoder.snr_input(tf.constant(s))).numpy()
+        q = np.clip(np.round(latent / s_latent), -127, 127).astype(np.int32)
+        code = int(round(float(s[0, 0]) / spec.snr_step_db))
+        rx = receiver(q, [code], (seed, i))["received"]
+        dec_calls.append((rx.astype(np.float32) * np.float32(s_dec_in), s))
+    decoder.measure([(tf.constant(x), tf.constant(s)) for x, s in dec_calls])
+    return encoder, decoder, enc_calls, dec_calls
+
+
 def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1.0, 7.0, 13.0),
                   channel_type="awgn", options=None, float32=False, seed=0):
     """Export the encoder and decoder of a QAT codec to integer-only TFLite (int8 I/O).
@@ -1029,26 +1072,10 @@ def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1
     codes = _snr_grid(snr_db, spec)
     snrs = [np.full([1, 1], c * spec.snr_step_db, np.float32) for c in codes]
 
-    # The QAT twin (with its fake-quant nodes) makes the representative data in both modes.
-    qtwin = dataclasses.replace(options, activations="int8",
-                                layer_norm="l2" if options.norm_method == "mul"
-                                else options.layer_norm)
-    encoder = _Part(qat_model.encoder, spec, qtwin)
-    decoder = _Part(qat_model.decoder, spec, qtwin)
-    enc_calls = [(img, snrs[i % len(snrs)]) for i, img in enumerate(images)]
-    enc_calls += [(img, s) for img in images[:1] for s in snrs]
-    encoder.measure([(tf.constant(x), tf.constant(s)) for x, s in enc_calls])
+    encoder, decoder, enc_calls, dec_calls = calibrated_twins(qat_model, options, images, snrs,
+                                                              channel_type, seed)
     s_latent = act_scale(encoder.last_absmax(), 8)
     s_dec_in = act_scale(decoder.first_absmax(), 8)
-    receiver = _Receiver(spec, s_dec_in, channel_type)
-    dec_calls = []
-    for i, (x, s) in enumerate(enc_calls):
-        latent = encoder(tf.constant(x), encoder.snr_input(tf.constant(s))).numpy()
-        q = np.clip(np.round(latent / s_latent), -127, 127).astype(np.int32)
-        code = int(round(float(s[0, 0]) / spec.snr_step_db))
-        rx = receiver(q, [code], (seed, i))["received"]
-        dec_calls.append((rx.astype(np.float32) * np.float32(s_dec_in), s))
-    decoder.measure([(tf.constant(x), tf.constant(s)) for x, s in dec_calls])
 
     snr_io = (float(spec.snr_step_db), 0)
     image_io = (float(np.float32(IMAGE_SCALE)), -128)
