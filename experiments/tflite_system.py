@@ -14,9 +14,10 @@ of the ``int`` system, so both see the same noise).
 
 Options
     ``activations``  ``int16`` (default: TFLite 16x8 mode, close to the engine) or ``int8``
-                     (all-int8, 0.2-0.8 dB below the engine on Kodak crops).
+                     (all-int8: 8-bit residual stream, 0.1-0.9 dB below a 16-bit-stream
+                     engine on Kodak, depending on ``forms``).
     ``forms``        ``default`` or, with ``activations=int8``, a name of
-                     :data:`fqliscs_tf.engine.tflite.XNNPACK_FORMS` (e.g. ``xnnpack_fold``:
+                     :data:`fqliscs_tf.engine.tflite.XNNPACK_FORMS` (e.g. ``xnnpack_fit``:
                      every op delegated to XNNPACK, the fast export of docs/RESULTS.md s. 7).
     ``kernels``      interpreter op resolver: ``default`` (XNNPACK + optimized kernels),
                      ``builtin`` (optimized, no delegate) or ``ref`` (reference kernels, integer
