@@ -32,11 +32,9 @@ _OBSERVED_GROUP = {"centred": "layer_norm", "normalized": "layer_norm",
 
 
 def build_parser():
+    from experiments.twin_gelu import add_model_arguments
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="fqliscs_tf/weights/lite_c96_awgn_int",
-                   help="integer codec folder (engine.json/engine.npz)")
-    p.add_argument("--calibration", required=True,
-                   help="folder of representative images (at least 4, not the test images)")
+    add_model_arguments(p)
     p.add_argument("--forms", default="xnnpack_fit",
                    help="comma-separated names of fqliscs_tf.engine.tflite.XNNPACK_FORMS, or "
                         "'default' (TwinOptions(activations='int8')); default %(default)s")
@@ -131,11 +129,10 @@ def main(argv=None):
     forms, snrs, height, width = _parse(args)
     import numpy as np
 
-    from fqliscs_tf.data import centre_crops, list_images
-    from fqliscs_tf.engine import IntegerCodec
+    from experiments.twin_gelu import engine_crops
+    from fqliscs_tf.data import list_images
     from fqliscs_tf.engine.export import act_scale
-    from fqliscs_tf.engine.tflite import (XNNPACK_FORMS, TwinOptions, _Receiver,
-                                          calibrated_twins, kodak_crops)
+    from fqliscs_tf.engine.tflite import XNNPACK_FORMS, TwinOptions, _Receiver, calibrated_twins
     from fqliscs_tf.engine.to_qat import qat_from_engine
     from fqliscs_tf.metrics import psnr
     from fqliscs_tf.utils import provenance
@@ -143,23 +140,18 @@ def main(argv=None):
     if len(calibration) < 4:
         raise ValueError(f"--calibration needs at least 4 images, {args.calibration!r} has "
                          f"{len(calibration)}")
-    images = np.stack(kodak_crops(height, width)).astype(np.float32)
-    calib = [c[None] for c in centre_crops(calibration[:4], height, width)]
-    engine = IntegerCodec(args.model, "awgn")
-    reference = {s: psnr(images, engine(images, s, seed=(args.seed, 0))["x_hat"]).numpy()
-                 for s in snrs}
+    images, calib, reference = engine_crops(args.model, calibration, height, width, snrs,
+                                            seed=(args.seed, 0))
+    calib = [c[None] for c in calib]
     qat = qat_from_engine(args.model)
     spec = qat.spec
-    grid = [np.full([1, 1], round(s / spec.snr_step_db) * spec.snr_step_db, np.float32)
-            for s in (1.0, 7.0, 13.0)]
     twin = ablated_twin_class()
     results = {}
     for form in forms:
         start = time.time()
         overrides = {} if form == "default" else XNNPACK_FORMS[form]
         options = TwinOptions(activations="int8", **overrides)
-        encoder, decoder, _, _ = calibrated_twins(qat, options, calib, grid, "awgn", args.seed,
-                                                  twin=twin)
+        encoder, decoder, _, _ = calibrated_twins(qat, options, calib, seed=args.seed, twin=twin)
         receiver = _Receiver(spec, act_scale(decoder.first_absmax(), 8), "awgn")
         rows = {}
         for exact in ROWS:

@@ -17,12 +17,35 @@ import sys
 import time
 
 
-def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_model_arguments(p):
+    """``--model`` and ``--calibration`` (also of :mod:`experiments.twin_ablation`)."""
     p.add_argument("--model", default="fqliscs_tf/weights/lite_c96_awgn_int",
                    help="integer codec folder (engine.json/engine.npz)")
     p.add_argument("--calibration", required=True,
                    help="folder of representative images (at least 4, not the test images)")
+
+
+def engine_crops(model, calibration, height, width, snrs, seed=(0, 0)):
+    """Centre crops of the 4 bundled Kodak images (float32 ``[4, H, W, 3]``), of the first 4
+    ``calibration`` files (list of ``[H, W, 3]``), and the integer engine ``model``'s PSNR [dB]
+    per image on the first over AWGN (``{snr: [4]}``, channel ``seed``)."""
+    import numpy as np
+
+    from fqliscs_tf.data import centre_crops
+    from fqliscs_tf.engine import IntegerCodec
+    from fqliscs_tf.engine.tflite import kodak_crops
+    from fqliscs_tf.metrics import psnr
+    images = np.stack(kodak_crops(height, width)).astype(np.float32)
+    calib = centre_crops(calibration[:4], height, width)
+    engine = IntegerCodec(model, "awgn")
+    # Images and reconstructions are on the 8-bit pixel grid already (PNG crops, uint8 out).
+    reference = {s: psnr(images, engine(images, s, seed=seed)["x_hat"]).numpy() for s in snrs}
+    return images, calib, reference
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_arguments(p)
     p.add_argument("--forms", default="engine,erf,sigmoid",
                    help="comma-separated TwinOptions.gelu forms (default engine,erf,sigmoid)")
     p.add_argument("--size", type=int, default=256, help="square crop side [pixels]")
@@ -43,10 +66,8 @@ def main(argv=None):
         raise SystemExit("--forms and --snrs must name at least one value each")
     import numpy as np
 
-    from fqliscs_tf.data import centre_crops, list_images
-    from fqliscs_tf.engine import IntegerCodec
-    from fqliscs_tf.engine.tflite import (MANIFEST_FILE, TFLiteCodec, TwinOptions,
-                                          export_tflite, kodak_crops)
+    from fqliscs_tf.data import list_images
+    from fqliscs_tf.engine.tflite import MANIFEST_FILE, TFLiteCodec, TwinOptions, export_tflite
     from fqliscs_tf.engine.to_qat import qat_from_engine
     from fqliscs_tf.metrics import psnr
     from fqliscs_tf.utils import provenance
@@ -56,12 +77,7 @@ def main(argv=None):
     if len(calibration) < 4:
         raise SystemExit(f"--calibration needs at least 4 images, {args.calibration!r} has "
                          f"{len(calibration)}")
-    images = np.stack(kodak_crops(args.size, args.size)).astype(np.float32)
-    calib = centre_crops(calibration[:4], args.size, args.size)
-    engine = IntegerCodec(args.model, "awgn")
-    # Images and reconstructions are on the 8-bit pixel grid already (PNG crops, uint8 out).
-    reference = {s: psnr(images, engine(images, s, seed=(0, 0))["x_hat"]).numpy()
-                 for s in snrs}
+    images, calib, reference = engine_crops(args.model, calibration, args.size, args.size, snrs)
     qat = qat_from_engine(args.model)
     rows = {}
     for form in forms:

@@ -52,8 +52,7 @@ def test_simulation_matches_the_exported_int8_model(tiny_int_model, tiny_qat, tm
     _, qat = tiny_qat
     calib = [c[None] for c in centre_crops(list_images(str(tiny_int_model / "calib")), 32, 32)]
     options = TwinOptions(activations="int8", **XNNPACK_FORMS["xnnpack_fit"])
-    grid = [np.full([1, 1], s, np.float32) for s in (1.0, 7.0, 13.0)]
-    encoder, decoder, _, _ = calibrated_twins(qat, options, calib, grid,
+    encoder, decoder, _, _ = calibrated_twins(qat, options, calib,
                                               twin=twin_ablation.ablated_twin_class())
     receiver = _Receiver(qat.spec, act_scale(decoder.first_absmax(), 8), "awgn")
     export_tflite(qat, str(tmp_path), 32, 32, images=calib, snr_db=(1.0, 7.0, 13.0),

@@ -977,8 +977,8 @@ def _range_probes(calls, lo_x, hi_x, snr_limit):
     return [(x, np.full([1, 1], v, np.float32)) for v in (-snr_limit, snr_limit)]
 
 
-def calibrated_twins(qat_model, options, images, snrs, channel_type="awgn", seed=0,
-                     twin=None):
+def calibrated_twins(qat_model, options, images, snr_db=(1.0, 7.0, 13.0), channel_type="awgn",
+                     seed=0, twin=None):
     """The int8 twins of a QAT codec's encoder and decoder, their ranges measured.
 
     The QAT twin (with its fake-quant nodes) makes the representative data of every export
@@ -988,7 +988,8 @@ def calibrated_twins(qat_model, options, images, snrs, channel_type="awgn", seed
 
     Parameters
     ----------
-    snrs : list of ``[1, 1]`` float32 arrays, SNRs [dB] on the int8 SNR grid.
+    snr_db : sequence of float
+        Representative SNRs [dB], rounded to the int8 SNR grid (ValueError outside it).
     twin : None or a :class:`_Part` subclass (default :class:`_Part`).
 
     Returns
@@ -998,6 +999,7 @@ def calibrated_twins(qat_model, options, images, snrs, channel_type="awgn", seed
     """
     twin = twin or _Part
     spec = qat_model.spec
+    snrs = [np.full([1, 1], c * spec.snr_step_db, np.float32) for c in _snr_grid(snr_db, spec)]
     qtwin = dataclasses.replace(options, activations="int8",
                                 layer_norm="l2" if options.norm_method == "mul"
                                 else options.layer_norm)
@@ -1070,9 +1072,7 @@ def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1
     images = _as_batches(kodak_crops(height, width) if images is None else images,
                          height, width)
     codes = _snr_grid(snr_db, spec)
-    snrs = [np.full([1, 1], c * spec.snr_step_db, np.float32) for c in codes]
-
-    encoder, decoder, enc_calls, dec_calls = calibrated_twins(qat_model, options, images, snrs,
+    encoder, decoder, enc_calls, dec_calls = calibrated_twins(qat_model, options, images, snr_db,
                                                               channel_type, seed)
     s_latent = act_scale(encoder.last_absmax(), 8)
     s_dec_in = act_scale(decoder.first_absmax(), 8)
@@ -1111,8 +1111,8 @@ def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1
                 "latent_shape": latent_shape, "config": config.to_dict(),
                 "quant": spec.to_dict(), "options": dataclasses.asdict(options),
                 "latent_scale": s_latent, "decoder_input_scale": s_dec_in,
-                "snr_db": [float(s[0, 0]) for s in snrs], "num_images": len(images),
-                "channel_type": channel_type,
+                "snr_db": [float(np.float32(c * spec.snr_step_db)) for c in codes],
+                "num_images": len(images), "channel_type": channel_type,
                 "measured_ranges": {"encoder": encoder.measured, "decoder": decoder.measured},
                 "gelu_slopes": gelu_slopes,
                 "files": {k: os.path.basename(v) for k, v in paths.items()}}
