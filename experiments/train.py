@@ -138,7 +138,9 @@ def build_parser():
                         "--init-from with TF-MOT (int8 per-channel kernels, 8-bit activations, "
                         "16-bit residual stream, integer GELU/softmax/LayerNorm/sigmoid forms), "
                         "calibrate its activation ranges on --calibration-batches training "
-                        "batches, then train; the FQ-LISCS reference uses --lr 1e-5. The export "
+                        "batches, then train; the FQ-LISCS reference uses --lr 1e-5. --init-from "
+                        "may also be an integer codec folder (engine.json, e.g. a shipped *_int "
+                        "model): its QAT weights go on, under --quant-spec. The export "
                         "is a QAT folder (model.json + TF checkpoint)")
     g.add_argument("--quant-spec", default="",
                    help="QuantSpec overrides for --qat as key=value pairs, e.g. "
@@ -234,7 +236,8 @@ def _resolve(args, parser):
         if args.model != "swin":
             _fail(parser, f"--qat supports --model swin only, got {args.model!r}")
         if args.training and not (args.init_from or args.resume):
-            _fail(parser, "--qat needs --init-from (a trained float model) or --resume")
+            _fail(parser, "--qat needs --init-from (a trained float model or integer codec) "
+                          "or --resume")
         try:
             args.quant_spec_dict = _parse_quant_spec(args.quant_spec)
         except ValueError as e:
@@ -401,19 +404,31 @@ def _load_for_eval(args):
 
 def _qat_model(args, cfg, resuming):
     """The QAT codec: fresh (weights from the checkpoint) when resuming, else quantized from
-    the float --init-from model and calibrated on training batches."""
+    the --init-from model (a float model, or an integer engine folder whose QAT weights are
+    rebuilt with ``qat_from_engine``) and calibrated on training batches."""
     from fqliscs_tf.checkpoints import load_model, model_folder
-    from fqliscs_tf.quant.qat import QATJSCC, calibrate, quantize_codec, quantize_scope
+    from fqliscs_tf.engine.export import ENGINE_FILE
+    from fqliscs_tf.engine.to_qat import qat_from_engine
+    from fqliscs_tf.quant.qat import (QATJSCC, calibrate, quantize_codec, quantize_scope,
+                                      requantize_codec)
     if resuming:
         with quantize_scope():
             return QATJSCC(cfg, args.quant_spec_dict, channel_type=args.channel_type,
                            channel_kwargs=args.channel_kwargs).build_for()
-    src = model_folder(args.init_from)
-    float_model = load_model(src, channel_type=args.channel_type, **args.channel_kwargs)
-    if float_model.config != cfg:
-        raise ValueError(f"--init-from {args.init_from!r} holds preset {float_model.config.name!r} "
-                         f"C={float_model.config.C}, not {cfg.name!r} C={cfg.C}")
-    model = quantize_codec(float_model, args.quant_spec_dict)
+    if os.path.isfile(os.path.join(args.init_from, ENGINE_FILE)):
+        # an integer codec (e.g. a shipped *_int folder): go on from its QAT weights
+        source = qat_from_engine(args.init_from, channel_type=args.channel_type,
+                                 **args.channel_kwargs)
+    else:
+        source = load_model(model_folder(args.init_from), channel_type=args.channel_type,
+                            **args.channel_kwargs)
+    if source.config != cfg:
+        raise ValueError(f"--init-from {args.init_from!r} holds preset {source.config.name!r} "
+                         f"C={source.config.C}, not {cfg.name!r} C={cfg.C}")
+    if isinstance(source, QATJSCC):
+        model = requantize_codec(source, args.quant_spec_dict)
+    else:
+        model = quantize_codec(source, args.quant_spec_dict)
     batches = _calibration_batches(args, cfg)
     calibrate(model, batches, args.snr_list, num_batches=args.calibration_batches)
     log.info("QAT codec from %s, activation ranges calibrated on %d batches", args.init_from,

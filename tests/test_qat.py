@@ -13,9 +13,11 @@ from modes import MODES, run
 import fqliscs_tf
 from fqliscs_tf.codec import JSCC
 from fqliscs_tf.quant.fakequant import QuantSpec
-from fqliscs_tf.quant.qat import QATJSCC, load_qat, quantize_codec, save_qat
+from fqliscs_tf.quant.qat import (QATJSCC, calibrate, load_qat, quantize_codec, requantize_codec,
+                                  save_qat)
 
 SHIPPED = str(Path(fqliscs_tf.__file__).resolve().parent / "weights" / "lite_c96_awgn")
+SHIPPED_INT = SHIPPED + "_int"
 
 
 def _float_kernels(model):
@@ -113,6 +115,24 @@ def test_clear_errors(tmp_path):
         load_qat(str(tmp_path))
 
 
+def test_requantize_codec_keeps_the_weights_under_another_spec(tiny_qat):
+    model, qat = tiny_qat
+    other = requantize_codec(qat, {"residual_bits": 8})
+    assert isinstance(other, QATJSCC) and other.config == qat.config
+    assert (qat.spec.residual_bits, other.spec.residual_bits) == (16, 8)
+    assert other.channel_type == qat.channel_type
+    assert len(other.trainable_weights) == len(qat.trainable_weights)
+    for a, b in zip(qat.trainable_weights, other.trainable_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    calibrate(other, [tf.constant(smooth_images(2, seed=i)) for i in range(4)], [1.0, 7.0, 13.0])
+    x, snr = tf.constant(smooth_images(1, seed=9)), tf.constant([7.0])
+    y16, y8 = qat((x, snr))["x_hat"].numpy(), other((x, snr))["x_hat"].numpy()
+    assert np.all(np.isfinite(y8)) and not np.array_equal(y16, y8)  # the 8-bit stream rounds
+    assert float(np.mean((y16 - y8) ** 2)) < 1e-2  # ... but the weights are the same
+    with pytest.raises(ValueError, match="needs a QATJSCC"):
+        requantize_codec(model, {"residual_bits": 8})
+
+
 def test_poly_methods_build_and_run():
     model = JSCC(tiny_codec_config(), channel_type="none").build_for()
     qat = quantize_codec(model, {"gelu": "poly", "softmax": "poly", "sigmoid": "poly",
@@ -141,6 +161,15 @@ def test_train_cli_qat_fine_tunes_and_exports(tmp_path):
     assert info["family"] == "swin-qat" and info["quant"]["gelu"] == "poly"
     assert info["meta"]["steps"] == 2
     assert len(records) == 1 and np.isfinite(records[0]["psnr"])
+    # an integer codec folder: its QAT weights go on under another --quant-spec
+    work8 = tmp_path / "run8"
+    train.run(["--training", "--trainset", "DIV2K", "--model-size", "lite", "--C", "96",
+               "--train-dir", str(images), "--crop", "128", "--batch-size", "1", "--steps", "1",
+               "--qat", "--init-from", SHIPPED_INT, "--calibration-batches", "1", "--no-jit",
+               "--quiet", "--multiple-snr", "4", "--quant-spec", "residual_bits=8",
+               "--workdir", str(work8)])
+    info = json.loads((work8 / "export" / "model.json").read_text())
+    assert info["family"] == "swin-qat" and info["quant"]["residual_bits"] == 8
     with pytest.raises(SystemExit):
         train.run(["--training", "--trainset", "DIV2K", "--train-dir", str(images), "--qat",
                    "--workdir", str(tmp_path / "bad")])

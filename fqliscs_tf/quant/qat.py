@@ -34,7 +34,7 @@ from fqliscs_tf.quant.fakequant import QuantSpec, as_quant_spec, fixed_grid, qua
 from fqliscs_tf.swin import PatchEmbed, PatchMerging, PatchReverseMerging, SwinBlock
 
 __all__ = ["KernelQuantizeConfig", "PrefixedWeightQuantizer", "QATJSCC", "quantize_codec",
-           "quantize_scope", "calibrate", "save_qat", "load_qat", "wrapped_layer",
+           "requantize_codec", "quantize_scope", "calibrate", "save_qat", "load_qat", "wrapped_layer",
            "QAT_FILE"]
 
 QAT_FILE = "model.json"
@@ -224,6 +224,33 @@ def quantize_codec(model, spec=None):
     encoder, decoder = _quantized_pair(model.config, spec, model.encoder, model.decoder)
     qat = QATJSCC(model.config, spec, encoder, decoder, model.channel_type, model.channel_kwargs)
     qat.build_for()
+    return qat
+
+
+def requantize_codec(qat_model, spec=None):
+    """A :class:`QATJSCC` with another QuantSpec, starting from ``qat_model``'s weights.
+
+    For fine-tuning a trained integer codec under other bit widths or integer-op forms, e.g.
+    ``requantize_codec(qat_from_engine("fqliscs_tf/weights/lite_c96_awgn_int"),
+    {"residual_bits": 8})``. Every trainable weight (kernels, biases, LayerNorm affines,
+    position biases) is copied in order; the activation ranges start empty, so run
+    :func:`calibrate` before evaluating or training it.
+
+    Raises ValueError when the trainable weights of the two codecs differ in number or shape.
+    """
+    if not isinstance(qat_model, QATJSCC):
+        raise ValueError(f"requantize_codec needs a QATJSCC, got {type(qat_model).__name__}")
+    spec = as_quant_spec(spec) or QuantSpec()
+    encoder, decoder = _quantized_pair(qat_model.config, spec)
+    qat = QATJSCC(qat_model.config, spec, encoder, decoder, qat_model.channel_type,
+                  qat_model.channel_kwargs)
+    qat.build_for()
+    src, dst = qat_model.trainable_weights, qat.trainable_weights
+    if [v.shape for v in src] != [v.shape for v in dst]:
+        raise ValueError(f"requantize_codec: the source has {len(src)} trainable weights and "
+                         f"the new spec's codec {len(dst)}, or their shapes differ")
+    for s, d in zip(src, dst):
+        d.assign(s)
     return qat
 
 
