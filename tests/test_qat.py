@@ -1,5 +1,6 @@
 """Quantization-aware training with TF-MOT: one call, per-channel int8 kernels everywhere,
 activation grids, gradients in every mode, save/load, the train.py --qat mode."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,7 +18,6 @@ from fqliscs_tf.quant.qat import (QATJSCC, calibrate, load_qat, quantize_codec, 
                                   save_qat)
 
 SHIPPED = str(Path(fqliscs_tf.__file__).resolve().parent / "weights" / "lite_c96_awgn")
-SHIPPED_INT = SHIPPED + "_int"
 
 
 def _float_kernels(model):
@@ -133,6 +133,31 @@ def test_requantize_codec_keeps_the_weights_under_another_spec(tiny_qat):
         requantize_codec(model, {"residual_bits": 8})
 
 
+def test_train_qat_starts_from_an_integer_codec_folder(tiny_qat, tmp_path, monkeypatch):
+    """``--qat --init-from`` an engine folder: its QAT weights go on under --quant-spec."""
+    from types import SimpleNamespace
+
+    from experiments import train
+    from fqliscs_tf.engine import export_integer_codec, qat_from_engine, save_integer_codec
+    _, qat = tiny_qat
+    folder = str(tmp_path / "tiny_int")
+    save_integer_codec(export_integer_codec(qat, note="test"), folder)
+    batches = [tf.constant(smooth_images(2, seed=i)) for i in range(2)]
+    monkeypatch.setattr(train, "_calibration_batches", lambda args, cfg: batches)
+    args = SimpleNamespace(init_from=folder, channel_type="none", channel_kwargs={},
+                           quant_spec_dict={"residual_bits": 8}, snr_list=[1.0, 13.0],
+                           calibration_batches=2)
+    model = train._qat_model(args, qat.config, resuming=False)
+    assert isinstance(model, QATJSCC) and model.spec.residual_bits == 8
+    source = qat_from_engine(folder, channel_type="none")  # the engine's weights, re-derived
+    assert len(model.trainable_weights) == len(source.trainable_weights)
+    for a, b in zip(model.trainable_weights, source.trainable_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ValueError, match="holds preset"):
+        train._qat_model(args, dataclasses.replace(qat.config, C=qat.config.C + 2),
+                         resuming=False)
+
+
 def test_poly_methods_build_and_run():
     model = JSCC(tiny_codec_config(), channel_type="none").build_for()
     qat = quantize_codec(model, {"gelu": "poly", "softmax": "poly", "sigmoid": "poly",
@@ -161,15 +186,6 @@ def test_train_cli_qat_fine_tunes_and_exports(tmp_path):
     assert info["family"] == "swin-qat" and info["quant"]["gelu"] == "poly"
     assert info["meta"]["steps"] == 2
     assert len(records) == 1 and np.isfinite(records[0]["psnr"])
-    # an integer codec folder: its QAT weights go on under another --quant-spec
-    work8 = tmp_path / "run8"
-    train.run(["--training", "--trainset", "DIV2K", "--model-size", "lite", "--C", "96",
-               "--train-dir", str(images), "--crop", "128", "--batch-size", "1", "--steps", "1",
-               "--qat", "--init-from", SHIPPED_INT, "--calibration-batches", "1", "--no-jit",
-               "--quiet", "--multiple-snr", "4", "--quant-spec", "residual_bits=8",
-               "--workdir", str(work8)])
-    info = json.loads((work8 / "export" / "model.json").read_text())
-    assert info["family"] == "swin-qat" and info["quant"]["residual_bits"] == 8
     with pytest.raises(SystemExit):
         train.run(["--training", "--trainset", "DIV2K", "--train-dir", str(images), "--qat",
                    "--workdir", str(tmp_path / "bad")])
