@@ -426,6 +426,7 @@ def _qat_model(args, cfg, resuming):
         raise ValueError(f"--init-from {args.init_from!r} holds preset {source.config.name!r} "
                          f"C={source.config.C}, not {cfg.name!r} C={cfg.C}")
     if isinstance(source, QATJSCC):
+        _check_kept_spec(args, source.spec)
         model = requantize_codec(source, args.quant_spec_dict)
     else:
         model = quantize_codec(source, args.quant_spec_dict)
@@ -434,6 +435,19 @@ def _qat_model(args, cfg, resuming):
     log.info("QAT codec from %s, activation ranges calibrated on %d batches", args.init_from,
              args.calibration_batches)
     return model
+
+
+def _check_kept_spec(args, engine_spec):
+    """--quant-spec starts from the defaults, as for a float model; an integer codec whose spec
+    differs from them in a key that --quant-spec does not name would change silently."""
+    given = {item.partition("=")[0].strip() for item in args.quant_spec.split(",") if item.strip()}
+    changed = {k: v for k, v in engine_spec.to_dict().items()
+               if k not in given and args.quant_spec_dict.get(k) != v}
+    if changed:
+        keep = ",".join(f"{k}={v}" for k, v in sorted(changed.items()))
+        raise ValueError(f"--init-from {args.init_from!r} was trained with {keep}, which "
+                         f"--quant-spec would reset to the default; give it in --quant-spec "
+                         f"(e.g. --quant-spec {keep}) to keep it, or another value to change it")
 
 
 def _calibration_batches(args, cfg):

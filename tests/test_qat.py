@@ -145,14 +145,20 @@ def test_train_qat_starts_from_an_integer_codec_folder(tiny_qat, tmp_path, monke
     batches = [tf.constant(smooth_images(2, seed=i)) for i in range(2)]
     monkeypatch.setattr(train, "_calibration_batches", lambda args, cfg: batches)
     args = SimpleNamespace(init_from=folder, channel_type="none", channel_kwargs={},
-                           quant_spec_dict={"residual_bits": 8}, snr_list=[1.0, 13.0],
-                           calibration_batches=2)
+                           quant_spec="residual_bits=8",
+                           quant_spec_dict=train._parse_quant_spec("residual_bits=8"),
+                           snr_list=[1.0, 13.0], calibration_batches=2)
     model = train._qat_model(args, qat.config, resuming=False)
     assert isinstance(model, QATJSCC) and model.spec.residual_bits == 8
     source = qat_from_engine(folder, channel_type="none")  # the engine's weights, re-derived
     assert len(model.trainable_weights) == len(source.trainable_weights)
     for a, b in zip(model.trainable_weights, source.trainable_weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # a key of the engine's spec that --quant-spec does not name is not reset silently
+    other = SimpleNamespace(**dict(vars(args), quant_spec_dict=train._parse_quant_spec(
+        "residual_bits=8,gelu=poly")))
+    with pytest.raises(ValueError, match="gelu=shift"):
+        train._qat_model(other, qat.config, resuming=False)
     with pytest.raises(ValueError, match="holds preset"):
         train._qat_model(args, dataclasses.replace(qat.config, C=qat.config.C + 2),
                          resuming=False)
