@@ -246,7 +246,13 @@ def _resolve(args, parser):
 
 
 def _parse_quant_spec(text):
-    """``"gelu=poly,residual_bits=12"`` -> validated QuantSpec dict."""
+    """``"gelu=poly,residual_bits=12"`` -> validated QuantSpec dict (defaults filled in)."""
+    from fqliscs_tf.quant.fakequant import QuantSpec
+    return QuantSpec(**_quant_spec_overrides(text)).to_dict()
+
+
+def _quant_spec_overrides(text):
+    """``"gelu=poly,residual_bits=12"`` -> ``{"gelu": "poly", "residual_bits": 12}``, typed."""
     import dataclasses
 
     from fqliscs_tf.quant.fakequant import QuantSpec
@@ -261,7 +267,7 @@ def _parse_quant_spec(text):
             values[key] = kind(value)
         except ValueError:
             raise ValueError(f"{key} must be {kind.__name__}, got {value!r}") from None
-    return QuantSpec(**values).to_dict()
+    return values
 
 
 def _run_config(args):
@@ -440,7 +446,7 @@ def _qat_model(args, cfg, resuming):
 def _check_kept_spec(args, engine_spec):
     """--quant-spec starts from the defaults, as for a float model; an integer codec whose spec
     differs from them in a key that --quant-spec does not name would change silently."""
-    given = {item.partition("=")[0].strip() for item in args.quant_spec.split(",") if item.strip()}
+    given = _quant_spec_overrides(args.quant_spec)
     changed = {k: v for k, v in engine_spec.to_dict().items()
                if k not in given and args.quant_spec_dict.get(k) != v}
     if changed:

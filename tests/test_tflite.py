@@ -25,6 +25,12 @@ def _psnr(x, x_hat):
     return 10.0 * np.log10(1.0 / np.mean((np.asarray(x) - np.asarray(x_hat)) ** 2, axis=(1, 2, 3)))
 
 
+def _tflite_minus_engine(images, codec, engine, snr_db):
+    """Mean PSNR of the TFLite codec minus the integer engine's [dB] over ``images``."""
+    return float(np.mean(_psnr(images, codec(images, snr_db)["x_hat"])
+                         - _psnr(images, engine(images, snr_db)["x_hat"].numpy())))
+
+
 @pytest.fixture(scope="module", params=["int8", "int16"])
 def exported(request, tiny_qat, tmp_path_factory):
     _, qat = tiny_qat
@@ -118,8 +124,7 @@ def test_shipped_model_psnr_matches_the_engine(tmp_path):
     images = np.stack(kodak_crops(128, 128))
     engine, codec = IntegerCodec(export_integer_codec(qat), "awgn"), TFLiteCodec(str(tmp_path))
     for snr_db in (1.0, 13.0):
-        delta = np.mean(_psnr(images, codec(images, snr_db)["x_hat"])
-                        - _psnr(images, engine(images, snr_db)["x_hat"].numpy()))
+        delta = _tflite_minus_engine(images, codec, engine, snr_db)
         assert abs(delta) < 0.3, (snr_db, delta)
 
 
@@ -143,8 +148,7 @@ def test_shipped_integer_codec_fast_int8_export_stays_close_to_the_engine(tmp_pa
     images = np.stack(kodak_crops(128, 128))
     engine, codec = IntegerCodec(export_integer_codec(qat), "awgn"), TFLiteCodec(str(tmp_path))
     for snr_db, bound in ((1.0, 0.3), (13.0, 0.6)):
-        delta = np.mean(_psnr(images, codec(images, snr_db)["x_hat"])
-                        - _psnr(images, engine(images, snr_db)["x_hat"].numpy()))
+        delta = _tflite_minus_engine(images, codec, engine, snr_db)
         print(f"int8 TFLite - engine at {snr_db} dB: {delta:+.3f} dB")
         assert delta > -bound, (snr_db, delta)
     # The gap is the engine's 16-bit residual stream: the same weights with an 8-bit stream in
@@ -157,8 +161,7 @@ def test_shipped_integer_codec_fast_int8_export_stays_close_to_the_engine(tmp_pa
     engine = IntegerCodec(export_integer_codec(r8), "awgn")
     codec = TFLiteCodec(str(tmp_path / "r8"))
     for snr_db in (1.0, 13.0):
-        delta = np.mean(_psnr(images, codec(images, snr_db)["x_hat"])
-                        - _psnr(images, engine(images, snr_db)["x_hat"].numpy()))
+        delta = _tflite_minus_engine(images, codec, engine, snr_db)
         print(f"8-bit stream: int8 TFLite - engine at {snr_db} dB: {delta:+.3f} dB")
         assert abs(delta) < 0.1, (snr_db, delta)
 

@@ -967,6 +967,11 @@ def _snr_grid(snr_db, spec):
     return codes.astype(np.int32)
 
 
+def _snr_grid_db(snr_db, spec):
+    """``snr_db`` rounded to the int8 SNR grid, in dB (float32)."""
+    return (_snr_grid(snr_db, spec) * spec.snr_step_db).astype(np.float32)
+
+
 def _range_probes(calls, lo_x, hi_x, snr_limit):
     """Two extra representative calls (16x8 mode) that pin the int16 input ranges to the
     whole int8 input grids: the first input with one element at each end of ``[lo_x, hi_x]``,
@@ -999,7 +1004,7 @@ def calibrated_twins(qat_model, options, images, snr_db=(1.0, 7.0, 13.0), channe
     """
     twin = twin or _Part
     spec = qat_model.spec
-    snrs = [np.full([1, 1], c * spec.snr_step_db, np.float32) for c in _snr_grid(snr_db, spec)]
+    snrs = [np.full([1, 1], s, np.float32) for s in _snr_grid_db(snr_db, spec)]
     qtwin = dataclasses.replace(options, activations="int8",
                                 layer_norm="l2" if options.norm_method == "mul"
                                 else options.layer_norm)
@@ -1071,7 +1076,6 @@ def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1
                          f"{spec.weight_bits}/{spec.act_bits}")
     images = _as_batches(kodak_crops(height, width) if images is None else images,
                          height, width)
-    codes = _snr_grid(snr_db, spec)
     encoder, decoder, enc_calls, dec_calls = calibrated_twins(qat_model, options, images, snr_db,
                                                               channel_type, seed)
     s_latent = act_scale(encoder.last_absmax(), 8)
@@ -1111,7 +1115,7 @@ def export_tflite(qat_model, directory, height, width, *, images=None, snr_db=(1
                 "latent_shape": latent_shape, "config": config.to_dict(),
                 "quant": spec.to_dict(), "options": dataclasses.asdict(options),
                 "latent_scale": s_latent, "decoder_input_scale": s_dec_in,
-                "snr_db": [float(np.float32(c * spec.snr_step_db)) for c in codes],
+                "snr_db": [float(s) for s in _snr_grid_db(snr_db, spec)],
                 "num_images": len(images), "channel_type": channel_type,
                 "measured_ranges": {"encoder": encoder.measured, "decoder": decoder.measured},
                 "gelu_slopes": gelu_slopes,

@@ -34,8 +34,8 @@ from fqliscs_tf.quant.fakequant import QuantSpec, as_quant_spec, fixed_grid, qua
 from fqliscs_tf.swin import PatchEmbed, PatchMerging, PatchReverseMerging, SwinBlock
 
 __all__ = ["KernelQuantizeConfig", "PrefixedWeightQuantizer", "QATJSCC", "quantize_codec",
-           "requantize_codec", "quantize_scope", "calibrate", "save_qat", "load_qat", "wrapped_layer",
-           "QAT_FILE"]
+           "requantize_codec", "quantize_scope", "calibrate", "save_qat", "load_qat",
+           "wrapped_layer", "QAT_FILE"]
 
 QAT_FILE = "model.json"
 _LAYER_CLASSES = (PatchEmbed, PatchMerging, PatchReverseMerging, SwinBlock, ChannelModNet,
@@ -240,10 +240,8 @@ def requantize_codec(qat_model, spec=None):
     """
     if not isinstance(qat_model, QATJSCC):
         raise ValueError(f"requantize_codec needs a QATJSCC, got {type(qat_model).__name__}")
-    spec = as_quant_spec(spec) or QuantSpec()
-    encoder, decoder = _quantized_pair(qat_model.config, spec)
-    qat = QATJSCC(qat_model.config, spec, encoder, decoder, qat_model.channel_type,
-                  qat_model.channel_kwargs)
+    qat = QATJSCC(qat_model.config, as_quant_spec(spec) or QuantSpec(),
+                  channel_type=qat_model.channel_type, channel_kwargs=qat_model.channel_kwargs)
     qat.build_for()
     src, dst = qat_model.trainable_weights, qat.trainable_weights
     if [v.shape for v in src] != [v.shape for v in dst]:
