@@ -333,6 +333,19 @@ def _sittings(meta):
     return [{k: meta[k] for k in keys if k in meta}] if "steps" in meta else []
 
 
+def _lineage(folder):
+    """What the model folder ``folder`` (given to --init-from) records of its own training:
+    ``{"folder", "steps", "train_seconds", "sittings", "init_from"}``, the keys it has. A run
+    that starts a fresh schedule from it keeps its history this way."""
+    from fqliscs_tf.checkpoints import model_folder, read_model_info
+    meta = read_model_info(model_folder(folder)).get("meta", {})
+    out = {"folder": folder}
+    out.update({k: meta[k] for k in ("steps", "train_seconds", "init_from") if k in meta})
+    if _sittings(meta):
+        out["sittings"] = _sittings(meta)
+    return out
+
+
 def _continuation(args):
     """``(folder, steps, train_seconds, sittings)`` recorded by the model folder of
     --continue-from."""
@@ -614,6 +627,11 @@ def train(args, strategy):
             "train_seconds": round(seconds - start_seconds, 1), "command": meta["command"],
             "run_config": meta["run_config"],
             "start": f"--continue-from {args.continue_from} at step {start_step}: fresh Adam"}]
+        started = _lineage(continue_src).get("init_from")  # where that run itself began
+        if started:
+            meta["init_from"] = started
+    elif args.init_from and not args.qat:  # a fresh schedule from the folder's weights
+        meta["init_from"] = _lineage(args.init_from)
     if args.qat:
         from fqliscs_tf.quant.qat import save_qat
         save_qat(model, export_dir, **meta)

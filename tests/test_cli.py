@@ -59,6 +59,17 @@ def test_train_resume_evaluate_json(dirs):
     init = str(dirs["root"] / "init")
     cli.run([*base[:-len(FAST) - 2], "--workdir", init, "--init-from", work, *FAST])
     assert "initialised weights from" in open(os.path.join(init, "train.log")).read()
+    # ... and its model.json keeps where it started from: the folder's own steps and seconds.
+    meta0 = json.load(open(os.path.join(work, "export", "model.json")))["meta"]
+    lineage = json.load(open(os.path.join(init, "export", "model.json")))["meta"]["init_from"]
+    assert lineage["folder"] == work and lineage["steps"] == meta0["steps"] == 3
+    assert lineage["train_seconds"] == meta0["train_seconds"]
+    # A later sitting of that run (--continue-from) keeps the record.
+    later = str(dirs["root"] / "init_later")
+    cli.run([*base[:-len(FAST) - 2], "--workdir", later, "--continue-from", init, *FAST,
+             "--steps", "4"])
+    meta_later = json.load(open(os.path.join(later, "export", "model.json")))["meta"]
+    assert meta_later["init_from"] == lineage and len(meta_later["sittings"]) == 2
     # Evaluation of the run folder on another channel, without --training.
     eval_json = str(dirs["root"] / "eval.json")
     records = cli.run(["--testset", "kodak", "--test-dir", dirs["test"], "--channel-type",
