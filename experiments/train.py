@@ -341,14 +341,15 @@ def _lineage(folder):
     meta = read_model_info(model_folder(folder)).get("meta", {})
     out = {"folder": folder}
     out.update({k: meta[k] for k in ("steps", "train_seconds", "init_from") if k in meta})
-    if _sittings(meta):
-        out["sittings"] = _sittings(meta)
+    sittings = _sittings(meta)
+    if sittings:
+        out["sittings"] = sittings
     return out
 
 
 def _continuation(args):
-    """``(folder, steps, train_seconds, sittings)`` recorded by the model folder of
-    --continue-from."""
+    """``(folder, steps, train_seconds, sittings, init_from)`` recorded by the model folder
+    of --continue-from (``init_from`` None unless that run began with --init-from)."""
     from fqliscs_tf.checkpoints import model_folder, read_model_info
     src = model_folder(args.continue_from)
     meta = read_model_info(src).get("meta", {})
@@ -359,7 +360,8 @@ def _continuation(args):
     if "train_seconds" not in meta:
         log.warning("--continue-from %s: model.json records no training seconds; "
                     "--time-budget counts from 0", args.continue_from)
-    return src, steps, float(meta.get("train_seconds", 0.0)), _sittings(meta)
+    return (src, steps, float(meta.get("train_seconds", 0.0)), _sittings(meta),
+            meta.get("init_from"))
 
 
 def _write_results(path, records, args, model_name, cbr, extra_meta):
@@ -519,9 +521,11 @@ def train(args, strategy):
             json.dump(_run_config(args), f, indent=2)
 
     num_images = _num_train_images(args, cfg)
-    start_step, start_seconds, continue_src, history = 0, 0.0, None, []
+    start_step, start_seconds, continue_src, history, origin = 0, 0.0, None, [], None
     if args.continue_from:
-        continue_src, start_step, start_seconds, history = _continuation(args)
+        continue_src, start_step, start_seconds, history, origin = _continuation(args)
+    elif args.init_from and not args.qat:  # a fresh schedule from the folder's weights
+        origin = _lineage(args.init_from)
     if args.steps is None:
         args.steps = (int(args.epochs * steps_per_epoch(num_images, args.batch_size))
                       if args.epochs is not None else 10000)
@@ -627,11 +631,8 @@ def train(args, strategy):
             "train_seconds": round(seconds - start_seconds, 1), "command": meta["command"],
             "run_config": meta["run_config"],
             "start": f"--continue-from {args.continue_from} at step {start_step}: fresh Adam"}]
-        started = _lineage(continue_src).get("init_from")  # where that run itself began
-        if started:
-            meta["init_from"] = started
-    elif args.init_from and not args.qat:  # a fresh schedule from the folder's weights
-        meta["init_from"] = _lineage(args.init_from)
+    if origin:  # the folder a fresh schedule began from, kept over later sittings
+        meta["init_from"] = origin
     if args.qat:
         from fqliscs_tf.quant.qat import save_qat
         save_qat(model, export_dir, **meta)
