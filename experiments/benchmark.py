@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Measure training and inference speed and peak memory of the codec presets on this machine.
 
-For every (preset, task, mode) it starts a fresh Python process, so that the peak
-RSS belongs to that configuration alone and no tracing or XLA cache is shared::
+For every (preset, task, mode, precision) it starts a fresh Python process, so that the
+peak RSS belongs to that configuration alone and no tracing or XLA cache is shared::
 
     fqliscs-benchmark --presets lite,div2k,cifar10 --modes eager,graph,xla \\
         --tasks train,infer --size 256 --repeats 5 --iters 3
@@ -11,7 +11,10 @@ RSS belongs to that configuration alone and no tracing or XLA cache is shared::
 Tasks: ``train`` is one Adam step on a batch (``Trainer.train_step``); ``infer`` is
 encoder -> channel -> decoder on a batch (``JSCC`` forward pass, SNR 10 dB).
 Modes: ``eager`` (``tf.config.run_functions_eagerly``), ``graph`` (``tf.function``)
-and ``xla`` (``tf.function(jit_compile=True)``). Each child runs ``--warmup`` calls
+and ``xla`` (``tf.function(jit_compile=True)``). Precisions: ``float32`` and
+``mixed_bfloat16`` (keras' mixed policy: bfloat16 compute, float32 variables, the channel
+and the output in float32; oneDNN runs bfloat16 matmuls on AMX or AVX512-BF16 where the CPU
+has them). Each child runs ``--warmup`` calls
 (the first one traces / compiles; its time is reported as ``compile_s``), then
 ``--repeats`` timed runs of ``--iters`` batches each. cifar10 always runs on 32x32.
 """
@@ -27,6 +30,7 @@ import time
 __all__ = ["main", "build_parser", "run_benchmark", "format_table"]
 
 MODES = ("eager", "graph", "xla")
+PRECISIONS = ("float32", "mixed_bfloat16")
 TASKS = ("train", "infer")
 # Presets with a fixed, small input size (side [pixels]); the others use --size.
 FIXED_SIZE = {"cifar10": 32}
@@ -89,6 +93,10 @@ def build_parser():
                    help="comma-separated execution modes: eager (tf.config."
                         "run_functions_eagerly), graph (tf.function), xla (tf.function with "
                         "jit_compile=True) (default eager,graph,xla)")
+    p.add_argument("--precisions", type=_csv_choice(PRECISIONS, "precision"),
+                   default=["float32"],
+                   help="comma-separated compute precisions: float32, mixed_bfloat16 (keras "
+                        "mixed policy, float32 variables) (default float32)")
     p.add_argument("--tasks", type=_csv_choice(TASKS, "task"), default=list(TASKS),
                    help="comma-separated tasks: train (one Adam step per batch, one SNR per "
                         "image from 1,4,7,10,13 dB) and infer (encoder -> channel -> decoder "
@@ -141,7 +149,7 @@ def _config(preset, overrides):
 
 
 def _resolve(args, parser):
-    """Checks flag combinations and builds one job spec per (preset, task, mode)."""
+    """Checks flag combinations and builds one job spec per (preset, task, mode, precision)."""
     from phy import CHANNEL_TYPES
     if args.warmup < 2:
         parser.error(f"--warmup must be at least 2 (tracing plus one settled call), "
@@ -166,11 +174,13 @@ def _resolve(args, parser):
             given = args.batch_size if task == "train" else args.infer_batch
             batch = given or DEFAULT_BATCH[task][int(fixed)]
             for mode in args.modes:
-                jobs.append({"preset": preset, "task": task, "mode": mode, "batch_size": batch,
-                             "size": size, "overrides": args.preset_overrides,
-                             "warmup": args.warmup, "repeats": args.repeats,
-                             "iters": args.iters, "channel": args.channel,
-                             "threads": args.threads, "seed": args.seed})
+                for precision in args.precisions:
+                    jobs.append({"preset": preset, "task": task, "mode": mode,
+                                 "precision": precision, "batch_size": batch, "size": size,
+                                 "overrides": args.preset_overrides, "warmup": args.warmup,
+                                 "repeats": args.repeats, "iters": args.iters,
+                                 "channel": args.channel, "threads": args.threads,
+                                 "seed": args.seed})
     return jobs
 
 
@@ -217,8 +227,11 @@ def _measure(spec):
     if spec["threads"]:
         tf.config.threading.set_intra_op_parallelism_threads(spec["threads"])
         tf.config.threading.set_inter_op_parallelism_threads(spec["threads"])
+    import tf_keras as keras
+
     from fqliscs_tf.codec import JSCC
     from fqliscs_tf.utils import set_seed
+    keras.mixed_precision.set_global_policy(spec.get("precision", "float32"))
     if spec["mode"] == "eager":
         tf.config.run_functions_eagerly(True)  # the train step is a tf.function
     set_seed(spec["seed"])
@@ -301,6 +314,7 @@ def _run_child(spec, timeout):
 def _summarise(spec, child, macs):
     """One result record: the spec, summary statistics and the child's raw figures."""
     rec = {k: spec[k] for k in ("preset", "task", "mode", "batch_size", "size")}
+    rec["precision"] = spec.get("precision", "float32")
     rec["status"] = child.get("status", "error")
     rec["macs_per_image"] = macs
     runs = child.get("runs") or []
@@ -322,11 +336,13 @@ def _summarise(spec, child, macs):
 
 
 COLUMNS = [("preset", "preset", "{}"), ("task", "task", "{}"), ("mode", "mode", "{}"),
+           ("precision", "precision", "{}"),
            ("batch", "batch_size", "{}"), ("size", "size", "{}"),
            ("img/s median", "images_per_s_median", "{:.2f}"),
            ("min", "images_per_s_min", "{:.2f}"), ("max", "images_per_s_max", "{:.2f}"),
            ("latency ms", "latency_ms_median", "{:.1f}"), ("compile s", "compile_s", "{:.2f}"),
            ("peak RSS MiB", "peak_rss_mib", "{:.0f}")]
+TEXT_COLUMNS = 4  # the first columns are left-aligned text
 
 
 def format_table(results, markdown=False):
@@ -338,20 +354,23 @@ def format_table(results, markdown=False):
             value = rec.get(key)
             if key == "images_per_s_median" and rec["status"] != "ok":
                 row.append(rec["status"])
+            elif key == "precision":
+                row.append(rec.get(key) or "float32")
             else:
                 row.append("-" if value is None else fmt.format(value))
         rows.append(row)
     header = [c[0] for c in COLUMNS]
     if markdown:
         lines = ["| " + " | ".join(header) + " |",
-                 "|" + "|".join("---" if i < 3 else "---:" for i in range(len(header))) + "|"]
+                 "|" + "|".join("---" if i < TEXT_COLUMNS else "---:"
+                                for i in range(len(header))) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) if i >= 3 else h.ljust(w)
+    lines = ["  ".join(h.rjust(w) if i >= TEXT_COLUMNS else h.ljust(w)
                        for i, (h, w) in enumerate(zip(header, widths)))]
-    lines += ["  ".join(v.rjust(w) if i >= 3 else v.ljust(w)
+    lines += ["  ".join(v.rjust(w) if i >= TEXT_COLUMNS else v.ljust(w)
                         for i, (v, w) in enumerate(zip(r, widths))) for r in rows]
     return "\n".join(lines)
 
@@ -370,7 +389,8 @@ def run_benchmark(args, jobs, argv=None):
     from fqliscs_tf.utils import provenance
     command = shlex.join(["fqliscs-benchmark", *(sys.argv[1:] if argv is None else argv)])
     meta = provenance(command=command, presets=args.presets, size=args.size,
-                      modes=args.modes, tasks=args.tasks, batch_size=args.batch_size,
+                      modes=args.modes, precisions=args.precisions, tasks=args.tasks,
+                      batch_size=args.batch_size,
                       infer_batch=args.infer_batch, warmup=args.warmup, repeats=args.repeats,
                       iters=args.iters, channel=args.channel, threads=args.threads,
                       seed=args.seed, preset_overrides=args.preset_overrides,
@@ -385,6 +405,7 @@ def run_benchmark(args, jobs, argv=None):
            "meta": meta, "results": []}
     for i, spec in enumerate(jobs, 1):
         print(f"[{i}/{len(jobs)}] {spec['preset']} {spec['task']} {spec['mode']} "
+              f"{spec['precision']} "
               f"batch {spec['batch_size']} {spec['size']}x{spec['size']} ...",
               file=sys.stderr, flush=True)
         child = _run_child(spec, args.timeout)

@@ -115,9 +115,12 @@ class JSCCModel(keras.Model):
         snr_db = tf.reshape(tf.cast(snr_db, tf.float32), [-1])
         snr_col = snr_db[:, None]
         latent = self.encoder([image, snr_col] if self.uses_snr else image, training=training)
+        # float32 at the link and at the output also under a mixed-precision policy.
+        latent = tf.cast(latent, tf.float32)
         out = self.link(latent, snr_db)
         y = out["latent_hat"]
         x_hat = self.decoder([y, snr_col] if self.uses_snr else y, training=training)
+        x_hat = tf.cast(x_hat, tf.float32)
         return {"x_hat": x_hat, "latent": latent, "symbols": out["symbols"],
                 "symbols_hat": out["symbols_hat"], "no_eff": out["no_eff"]}
 

@@ -297,6 +297,7 @@ class SwinBlock(keras.layers.Layer):
         if mask is not None:
             num_windows = tf.shape(mask)[0]
             logits = tf.reshape(logits, [-1, num_windows, self.num_heads, n, n])
+            mask = tf.cast(mask, logits.dtype)         # bfloat16 under a mixed policy
             logits = tf.reshape(logits + mask[None, :, None], [-1, self.num_heads, n, n])
         attn = tf.nn.softmax(logits, axis=-1)
         out = tf.transpose(tf.matmul(attn, v), [0, 2, 1, 3])

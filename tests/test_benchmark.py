@@ -21,7 +21,7 @@ RECORD_KEYS = {"preset", "task", "mode", "batch_size", "size", "status",
 def tiny_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("benchmark") / "sub" / "benchmark.json"
     code = main([*TINY_FLAGS, "--modes", "graph", "--tasks", "train,infer",
-                 "--output", str(path)])
+                 "--precisions", "float32,mixed_bfloat16", "--output", str(path)])
     with open(path) as f:
         return code, json.load(f)
 
@@ -34,8 +34,10 @@ def test_tiny_run_writes_complete_results(tiny_run):
     for key in ("git_commit", "tensorflow", "date", "command", "size", "repeats", "iters"):
         assert key in meta, key
     assert meta["repeats"] == 2 and "--preset-overrides" in meta["command"]
-    assert [(r["task"], r["mode"]) for r in out["results"]] == [("train", "graph"),
-                                                                ("infer", "graph")]
+    assert meta["precisions"] == ["float32", "mixed_bfloat16"]
+    assert [(r["task"], r["mode"], r["precision"]) for r in out["results"]] == [
+        ("train", "graph", "float32"), ("train", "graph", "mixed_bfloat16"),
+        ("infer", "graph", "float32"), ("infer", "graph", "mixed_bfloat16")]
     for rec in out["results"]:
         assert RECORD_KEYS <= set(rec), RECORD_KEYS - set(rec)
         assert rec["status"] == "ok", rec.get("error")
@@ -50,7 +52,7 @@ def test_tiny_run_writes_complete_results(tiny_run):
         assert rec["peak_rss_mib"] >= rec["peak_rss_before_timed_mib"] > 0
         assert rec["rss_before_timed_mib"] > 0
         assert rec["intra_op_threads"] == 1
-    train, infer = out["results"]
+    train, _, infer, _ = out["results"]
     assert train["latency_ms_median"] is None
     latencies = [r["latency_ms"] for r in infer["runs"]]
     assert 0 < min(latencies) <= infer["latency_ms_median"] <= max(latencies)
@@ -60,10 +62,12 @@ def test_tiny_run_writes_complete_results(tiny_run):
 def test_tables(tiny_run):
     results = tiny_run[1]["results"]
     md = format_table(results, markdown=True).splitlines()
-    assert md[0].startswith("| preset | task | mode |") and len(md) == 2 + len(results)
+    assert md[0].startswith("| preset | task | mode | precision |")
+    assert len(md) == 2 + len(results) and "mixed_bfloat16" in md[3]
     assert all(line.count("|") == md[0].count("|") for line in md)
     plain = format_table(results).splitlines()
-    assert plain[0].split()[:3] == ["preset", "task", "mode"] and len(plain) == 1 + len(results)
+    assert plain[0].split()[:4] == ["preset", "task", "mode", "precision"]
+    assert len(plain) == 1 + len(results)
     failed = dict(results[0], status="timeout", images_per_s_median=None)
     assert "timeout" in format_table([failed])
 
@@ -81,6 +85,7 @@ def test_timeout_is_recorded_not_raised(tmp_path):
     (["--presets", "lite,huge"], "'huge'"),
     (["--modes", "graph,turbo"], "'turbo'"),
     (["--tasks", "eval"], "'eval'"),
+    (["--precisions", "float32,fp8"], "'fp8'"),
     (["--repeats", "0"], "'0'"),
     (["--presets", "lite", "--size", "200"], "128"),
     (["--warmup", "1"], "--warmup"),

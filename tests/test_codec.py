@@ -195,3 +195,24 @@ def test_a_model_with_another_C_starts_from_a_trained_one():
     other = JSCC(tiny_codec_config().replace(depths=(2, 2)), channel_type="none").build_for()
     with pytest.raises(ValueError, match="not the same preset"):
         set_matching_weights(other, wide.get_weights(), source="wide")
+
+
+@pytest.mark.parametrize("mode", ["graph", "xla"])
+def test_trains_under_the_mixed_bfloat16_policy(mode):
+    """Under keras' mixed_bfloat16 policy (bfloat16 compute, float32 variables), including the
+    shifted windows' attention mask, one training step runs and the loss and weights stay
+    finite (the benchmark's --precisions option measures its speed)."""
+    from fqliscs_tf.training import Trainer
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = JSCC(TINY, "awgn").build_for(16, 16)
+        trainer = Trainer(model, [1.0, 13.0], lr=1e-3, global_batch_size=2,
+                          jit_compile=mode == "xla")
+        loss, batch_psnr = trainer.train_step(tf.random.uniform([2, 16, 16, 3], seed=3))
+        out = model((tf.random.uniform([1, 16, 16, 3]), tf.constant([5.0])))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(float(loss)) and np.isfinite(float(batch_psnr))
+    assert out["x_hat"].dtype == tf.float32 and out["symbols"].dtype == tf.complex64
+    assert all(v.dtype == tf.float32 for v in model.trainable_variables)
+    assert all(np.all(np.isfinite(v.numpy())) for v in model.trainable_variables)
