@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 __all__ = ["WITT_REFERENCES", "PUBLISHED_REFERENCES", "plot_metric_vs_snr",
-           "reconstruction_grid"]
+           "plot_learning_curves", "reconstruction_grid"]
 
 _WITT_SNRS = [1.0, 4.0, 7.0, 10.0, 13.0]
 
@@ -104,6 +104,51 @@ def plot_metric_vs_snr(curves, path, metric="psnr", title=None, references=None)
     if title:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _save(fig, path, dpi=120)
+
+
+def plot_learning_curves(curves, path, title=None):
+    """PSNR against training steps (log2 axis), one line per curve, and save it as a PNG.
+
+    ``curves``: dicts with ``label``, ``steps`` and ``psnr`` (lists of one length), and
+    optionally ``fit`` (``{"slope_db_per_doubling", "intercept"}``: drawn dashed from the
+    first point to ``fit_to`` steps, default the last point), ``target`` (a PSNR [dB],
+    drawn once per value as a grey dotted line) and ``target_label``. Returns the path.
+    """
+    curves = list(curves)
+    if not curves:
+        raise ValueError("plot_learning_curves got no curves")
+    fig = _new_figure(6.4, 4.4)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, c in enumerate(curves):
+        for key in ("label", "steps", "psnr"):
+            if key not in c:
+                raise ValueError(f"learning curve {c!r} has no {key!r} entry")
+        if len(c["steps"]) != len(c["psnr"]):
+            raise ValueError(f"learning curve {c['label']!r}: {len(c['steps'])} step counts "
+                             f"but {len(c['psnr'])} PSNR values")
+        color = f"C{i % 10}"
+        ax.plot(c["steps"], c["psnr"], marker="o", color=color, label=c["label"])
+        fit = c.get("fit")
+        if fit:
+            xs = np.geomspace(c["steps"][0], c.get("fit_to") or c["steps"][-1], 50)
+            ax.plot(xs, fit["intercept"] + fit["slope_db_per_doubling"] * np.log2(xs),
+                    linestyle="--", color=color, linewidth=1)
+    targets = {c["target"]: c.get("target_label") for c in curves if c.get("target") is not None}
+    for value, label in targets.items():
+        ax.axhline(value, linestyle=":", color="0.4", linewidth=1)
+        if label:
+            ax.annotate(label, (0.01, value), xycoords=("axes fraction", "data"),
+                        textcoords="offset points", xytext=(0, 2), fontsize="x-small",
+                        color="0.3")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training steps")
+    ax.set_ylabel("PSNR [dB]")
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize="small")
     fig.tight_layout()
     return _save(fig, path, dpi=120)
