@@ -43,13 +43,15 @@ def _new_figure(width, height, dpi=100):
     return fig
 
 
-def _check_curve(curve, what):
-    for key in ("label", "snr_db", "values"):
+def _check_curve(curve, what, x="snr_db", y="values"):
+    """ValueError unless ``curve`` has a label and x and y lists of one length."""
+    for key in ("label", x, y):
         if key not in curve:
             raise ValueError(f"{what} {curve!r} has no {key!r} entry")
-    if len(curve["snr_db"]) != len(curve["values"]):
-        raise ValueError(f"{what} {curve['label']!r}: {len(curve['snr_db'])} SNRs but "
-                         f"{len(curve['values'])} values")
+    if len(curve[x]) != len(curve[y]):
+        names = {"snr_db": "SNRs", "steps": "step counts", "psnr": "PSNR values"}
+        raise ValueError(f"{what} {curve['label']!r}: {len(curve[x])} {names.get(x, x)} but "
+                         f"{len(curve[y])} {names.get(y, y)}")
 
 
 def _save(fig, path, dpi):
@@ -123,12 +125,7 @@ def plot_learning_curves(curves, path, title=None):
     fig = _new_figure(6.4, 4.4)
     ax = fig.add_subplot(1, 1, 1)
     for i, c in enumerate(curves):
-        for key in ("label", "steps", "psnr"):
-            if key not in c:
-                raise ValueError(f"learning curve {c!r} has no {key!r} entry")
-        if len(c["steps"]) != len(c["psnr"]):
-            raise ValueError(f"learning curve {c['label']!r}: {len(c['steps'])} step counts "
-                             f"but {len(c['psnr'])} PSNR values")
+        _check_curve(c, "learning curve", x="steps", y="psnr")
         color = f"C{i % 10}"
         ax.plot(c["steps"], c["psnr"], marker="o", color=color, label=c["label"])
         fit = c.get("fit")

@@ -162,3 +162,14 @@ def test_files_of_one_set_may_hold_different_models(tmp_path):
     assert [(g["model"], g["minus"]) for g in gaps] == [("a", "train"), ("b", "train")]
     assert gaps[0]["gap"] == pytest.approx([1.0, 1.5])
     assert gaps[1]["gap"] == pytest.approx([-1.0, -0.9])
+
+
+def test_plot_refuses_curves_without_points(tmp_path):
+    from fqliscs_tf.plotting import plot_learning_curves
+    with pytest.raises(ValueError, match="got no curves"):
+        plot_learning_curves([], str(tmp_path / "x.png"))
+    with pytest.raises(ValueError, match="2 step counts but 1 PSNR values"):
+        plot_learning_curves([{"label": "m", "steps": [1, 2], "psnr": [20.0]}],
+                             str(tmp_path / "x.png"))
+    with pytest.raises(ValueError, match="has no 'psnr' entry"):
+        plot_learning_curves([{"label": "m", "steps": [1, 2]}], str(tmp_path / "x.png"))
