@@ -117,7 +117,7 @@ def fit_log_steps(steps, psnr, target=None):
 
     Returns ``slope_db_per_doubling`` (b), ``intercept``, ``residual_std`` [dB] and, with
     ``target`` [dB], ``steps_to_target`` (where the line reaches it; None if the slope is
-    not positive) and ``factor_to_target`` (that over the last steps). ValueError for fewer
+    not positive) and ``factor_to_target`` (that over the largest steps). ValueError for fewer
     than two points, non-positive steps or mismatched lengths."""
     steps, psnr = np.asarray(steps, float), np.asarray(psnr, float)
     if steps.shape != psnr.shape or steps.ndim != 1:
@@ -136,7 +136,7 @@ def fit_log_steps(steps, psnr, target=None):
     if target is not None:
         reach = float(2.0 ** ((target - a) / b)) if b > 0 else None
         out.update(target_psnr=float(target), steps_to_target=reach,
-                   factor_to_target=None if reach is None else reach / float(steps[-1]))
+                   factor_to_target=None if reach is None else reach / float(steps.max()))
     return out
 
 
