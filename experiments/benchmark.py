@@ -231,7 +231,7 @@ def _measure(spec):
 
     from fqliscs_tf.codec import JSCC
     from fqliscs_tf.utils import set_seed
-    keras.mixed_precision.set_global_policy(spec.get("precision", "float32"))
+    keras.mixed_precision.set_global_policy(spec["precision"])
     if spec["mode"] == "eager":
         tf.config.run_functions_eagerly(True)  # the train step is a tf.function
     set_seed(spec["seed"])
@@ -313,8 +313,7 @@ def _run_child(spec, timeout):
 
 def _summarise(spec, child, macs):
     """One result record: the spec, summary statistics and the child's raw figures."""
-    rec = {k: spec[k] for k in ("preset", "task", "mode", "batch_size", "size")}
-    rec["precision"] = spec.get("precision", "float32")
+    rec = {k: spec[k] for k in ("preset", "task", "mode", "precision", "batch_size", "size")}
     rec["status"] = child.get("status", "error")
     rec["macs_per_image"] = macs
     runs = child.get("runs") or []
@@ -354,8 +353,6 @@ def format_table(results, markdown=False):
             value = rec.get(key)
             if key == "images_per_s_median" and rec["status"] != "ok":
                 row.append(rec["status"])
-            elif key == "precision":
-                row.append(rec.get(key) or "float32")
             else:
                 row.append("-" if value is None else fmt.format(value))
         rows.append(row)

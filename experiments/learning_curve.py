@@ -159,14 +159,10 @@ def _split_target(spec):
 
 def _target_psnr(spec):
     """``FILE:LABEL`` -> {(channel, snr_db): mean PSNR} of that system."""
+    from experiments.compare import _select
     path, label = _split_target(spec)
     _, records = _load(path)
-    out = {(r["channel"], r["snr_db"]): r["psnr"] for r in records
-           if label in (r.get("label"), r["system"])}
-    if not out:
-        labels = sorted({str(r.get("label") or r["system"]) for r in records})
-        raise ValueError(f"no system labelled {label!r} in {path}; labels: {labels}")
-    return out
+    return {(r["channel"], r["snr_db"]): r["psnr"] for r in _select(records, label)}
 
 
 def learning_curves(result_paths, history, set_names=None, target=None):
@@ -214,12 +210,12 @@ def learning_curves(result_paths, history, set_names=None, target=None):
         curves.append(curve)
     gaps = []
     others = [n for n in dict.fromkeys(set_names) if n != set_names[0]]
+    by_key = {(c["model"], c["set"], c["channel"], c["snr_db"]): c for c in curves}
     for c in curves:
         if c["set"] != set_names[0]:
             continue
         for other in others:
-            o = next((d for d in curves if (d["model"], d["set"], d["channel"], d["snr_db"])
-                      == (c["model"], other, c["channel"], c["snr_db"])), None)
+            o = by_key.get((c["model"], other, c["channel"], c["snr_db"]))
             if o is None:
                 continue
             common = sorted(set(c["versions"]) & set(o["versions"]))
