@@ -8,7 +8,8 @@ a learning curve:
   folder to ``DIR/NAME_vK`` (K = 1 for the oldest) and ``DIR/history.json`` with each
   version's commit, date, training steps, batch size and training seconds (from its
   ``model.json``). Versions whose recorded steps and seconds equal the previous version's
-  (a re-stored file, not new training) are skipped.
+  (a re-stored file, not new training) are skipped. A version stored as differences from
+  another shipped folder is written whole, so that each ``NAME_vK`` loads on its own.
 * ``fit RESULTS.json [...] --history DIR/history.json`` reads ``fqliscs-evaluate`` result
   files of those folders and, per model, result set, channel and SNR, fits the mean PSNR
   [dB] against ``log2(steps)`` by least squares: the gain per doubling of training, the
@@ -34,9 +35,11 @@ import io
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 import numpy as np
 
@@ -90,6 +93,31 @@ def model_versions(name, repo="."):
     return versions
 
 
+def _write_version(commit, name, dest, repo):
+    """Write shipped folder ``name`` as of ``commit`` to ``dest``. A folder stored as
+    differences from a base folder (``model.json`` ``"base"``) is written whole, with the
+    base of the same commit added back, so that it loads on its own."""
+    from fqliscs_tf.arrays import load_folder_arrays, save_arrays
+    from fqliscs_tf.checkpoints import MODEL_FILE, WEIGHTS_FILE
+    os.makedirs(dest, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = _git(["archive", commit, WEIGHTS_DIR], repo)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # 3.10.12+
+            tar.extractall(tmp, **safe)
+        src = os.path.join(tmp, WEIGHTS_DIR, name)
+        for file in os.listdir(src):
+            shutil.copyfile(os.path.join(src, file), os.path.join(dest, file))
+        with open(os.path.join(src, MODEL_FILE)) as f:
+            config = json.load(f)
+        if "base" in config:
+            save_arrays(os.path.join(dest, WEIGHTS_FILE),
+                        load_folder_arrays(src, MODEL_FILE, WEIGHTS_FILE))
+            del config["base"]
+            with open(os.path.join(dest, MODEL_FILE), "w") as f:
+                json.dump(config, f, indent=2)
+
+
 def extract_versions(names, out, repo="."):
     """Write every version of each shipped model to ``out/NAME_vK`` and the list of them
     to ``out/history.json``; returns that list."""
@@ -97,13 +125,7 @@ def extract_versions(names, out, repo="."):
     for name in names:
         for k, info in enumerate(model_versions(name, repo), start=1):
             dest = os.path.join(out, f"{name}_v{k}")
-            os.makedirs(dest, exist_ok=True)
-            archive = _git(["archive", info["commit"], f"{WEIGHTS_DIR}/{name}"], repo)
-            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                for member in tar.getmembers():
-                    if member.isfile():
-                        with open(os.path.join(dest, os.path.basename(member.name)), "wb") as f:
-                            f.write(tar.extractfile(member).read())
+            _write_version(info["commit"], name, dest, repo)
             history.append({"model": name, "version": k, "folder": os.path.basename(dest),
                             **info})
     os.makedirs(out, exist_ok=True)

@@ -3,11 +3,18 @@
     python -m experiments.ship runs/lite_c96_awgn --name lite_c96_awgn
     python -m experiments.ship runs/lite_c96_awgn_qat --integer --name lite_c96_awgn_int
 
+    python -m experiments.ship runs/lite_c96_awgn_r8_qat --integer --name lite_c96_awgn_r8_int \
+        --base lite_c96_awgn_int
+    python -m experiments.ship --repack lite_c96_rayleigh --base lite_c96_awgn
+
 Float runs: writes float16 weights (half the size; loaded back into float32). QAT runs
 (``--integer``): exports the integer engine's parameters (int8 kernels, int32 biases, dyadic
 multipliers: ``engine.json`` + ``engine.npz``). Both record a reference PSNR on the bundled
 image ``kodim05.png`` at 10 dB, noiseless and over AWGN with seed 1234, which
-``tests/test_shipped_model.py`` checks.
+``tests/test_shipped_model.py`` checks. ``--base NAME`` stores the arrays as differences
+from the shipped folder ``NAME`` (the codec the run was fine-tuned from), which must then
+stay beside it. ``--repack NAME`` rewrites a shipped folder's arrays in the current packing
+(:mod:`fqliscs_tf.arrays`), with or without a base, and checks that they load unchanged.
 """
 import argparse
 import json
@@ -56,39 +63,95 @@ def integer_reference_psnr(codec):
     return out
 
 
-def ship_integer(src, dst, note=""):
-    """QAT export folder -> integer engine folder with its reference PSNR."""
+def ship_integer(src, dst, note="", base=None):
+    """QAT export folder -> integer engine folder with its reference PSNR (arrays stored as
+    differences from the integer codec folder ``base``, if given)."""
     from fqliscs_tf.engine import IntegerCodec, export_integer_codec, save_integer_codec
     from fqliscs_tf.quant.qat import load_qat
     qat = load_qat(src)
     params = export_integer_codec(qat, **dict(getattr(qat, "meta", {}), source=str(src),
                                               note=note, channel_type=qat.channel_type))
     params.meta["reference_psnr"] = integer_reference_psnr(IntegerCodec(params))
-    save_integer_codec(params, str(dst))
+    save_integer_codec(params, str(dst), base=base)
     return params
+
+
+def repack(folder, base=None):
+    """Rewrite a model or integer codec folder's arrays in the current packing, as
+    differences from the folder ``base`` if given. The arrays are checked to load back
+    bit for bit. Returns ``(bytes before, bytes after)`` of the arrays file."""
+    import numpy as np
+
+    from fqliscs_tf.arrays import load_folder_arrays, save_folder_arrays
+    from fqliscs_tf.checkpoints import MODEL_FILE, WEIGHTS_FILE
+    from fqliscs_tf.engine.export import ENGINE_ARRAYS, ENGINE_FILE
+    folder = Path(folder)
+    integer = (folder / ENGINE_FILE).is_file()
+    info_file, arrays_file = (ENGINE_FILE, ENGINE_ARRAYS) if integer else (MODEL_FILE, WEIGHTS_FILE)
+    arrays = load_folder_arrays(folder, info_file, arrays_file)
+    before = (folder / arrays_file).stat().st_size
+    with open(folder / info_file) as f:
+        info = json.load(f)
+    info.pop("base", None)
+    entry = save_folder_arrays(folder, info_file, arrays_file, arrays, base=base)
+    if entry:
+        info["base"] = entry
+    with open(folder / info_file) as f:
+        newline = f.read().endswith("\n")
+    with open(folder / info_file, "w") as f:  # the layout each writer uses
+        json.dump(info, f, **({"separators": (",", ":")} if integer else {"indent": 2}))
+        f.write("\n" if newline else "")
+    again = load_folder_arrays(folder, info_file, arrays_file)
+    if set(again) != set(arrays) or not all(
+            again[k].dtype == arrays[k].dtype and np.array_equal(again[k], arrays[k]) for k in arrays):
+        raise RuntimeError(f"repacking {folder} changed its arrays")  # a bug, not bad input
+    return before, (folder / arrays_file).stat().st_size
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m experiments.ship", description=__doc__.split("\n\n")[0])
-    p.add_argument("run", help="training run folder (with export/) or an exported model folder")
-    p.add_argument("--name", required=True, help="folder name under fqliscs_tf/weights/")
+    p.add_argument("run", nargs="?",
+                   help="training run folder (with export/) or an exported model folder")
+    p.add_argument("--name", help="folder name under fqliscs_tf/weights/")
+    p.add_argument("--base", metavar="NAME",
+                   help="store the arrays as differences from the shipped folder NAME "
+                        "(fqliscs_tf/weights/NAME), e.g. the codec the run was fine-tuned from")
+    p.add_argument("--repack", metavar="NAME",
+                   help="instead of shipping a run, rewrite the shipped folder NAME's arrays "
+                        "in the current packing (with --base: as differences from it)")
     p.add_argument("--note", default="", help="free text stored in model.json")
     p.add_argument("--integer", action="store_true",
                    help="the run is a QAT run (train.py --qat): ship the integer engine "
                         "parameters instead of float16 weights")
     args = p.parse_args(argv)
+    weights = PACKAGE_DIR / "weights"
+    base = None
+    if args.base is not None:
+        base = weights / args.base
+        if not base.is_dir():
+            p.error(f"--base {args.base!r}: no shipped folder {base}")
+    if args.repack is not None:
+        if args.run is not None or args.name is not None:
+            p.error("--repack takes a shipped folder's name, not a run or --name")
+        if not (weights / args.repack).is_dir():
+            p.error(f"--repack {args.repack!r}: no shipped folder {weights / args.repack}")
+        before, after = repack(weights / args.repack, base)
+        print(f"repacked {weights / args.repack}: {before} -> {after} bytes")
+        return 0
+    if args.run is None or args.name is None:
+        p.error("shipping a run needs the run folder and --name")
     from fqliscs_tf.checkpoints import export_model, load_model, model_folder, read_model_info
     src = model_folder(args.run)
     if args.integer:
-        dst = PACKAGE_DIR / "weights" / args.name
-        params = ship_integer(src, dst, args.note)
+        dst = weights / args.name
+        params = ship_integer(src, dst, args.note, base=base)
         print(f"shipped {dst}: {json.dumps(params.meta['reference_psnr'])}")
         return 0
     info = read_model_info(src)
     model = load_model(src)
-    dst = PACKAGE_DIR / "weights" / args.name
+    dst = weights / args.name
     meta = dict(info.get("meta", {}), source=src, note=args.note)
-    export_model(model, dst, weights_dtype="float16", **meta)
+    export_model(model, dst, weights_dtype="float16", base=base, **meta)
     shipped = load_model(dst)
     info = read_model_info(dst)
     info["meta"]["reference_psnr"] = reference_psnr(shipped)

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from fqliscs_tf.arrays import load_arrays
 from fqliscs_tf.checkpoints import export_model, load_model, model_folder
 from fqliscs_tf.codec import JSCC, build_decoder, build_encoder, check_image_size
 from fqliscs_tf.cost import count_macs
@@ -159,7 +160,7 @@ def test_float16_export_is_half_the_size_and_close(tmp_path):
     export_model(model, tmp_path / "f16", weights_dtype="float16")
     size = lambda d: (tmp_path / d / "weights.npz").stat().st_size
     assert size("f16") < 0.7 * size("f32")  # the variable names are a fixed overhead
-    assert np.load(tmp_path / "f16" / "weights.npz")["w0000"].dtype == np.float16
+    assert load_arrays(tmp_path / "f16" / "weights.npz")["w0000"].dtype == np.float16
     a = load_model(tmp_path / "f16")((x, snr))["x_hat"].numpy()
     b = model((x, snr))["x_hat"].numpy()
     np.testing.assert_allclose(a, b, atol=2e-2)

@@ -69,6 +69,33 @@ def test_versions_skip_restored_files_and_extract_writes_each(tmp_path):
         model_versions("nope", repo)
 
 
+def test_extract_writes_a_version_stored_against_a_base_whole(tmp_path):
+    import numpy as np
+
+    from fqliscs_tf.arrays import load_arrays, save_folder_arrays
+    repo = str(tmp_path / "repo")
+    weights = os.path.join(repo, "fqliscs_tf", "weights")
+    os.makedirs(os.path.join(weights, "b"))
+    os.makedirs(os.path.join(weights, "m"))
+    _git(repo, "init", "-q")
+    base = {"w0000": np.arange(100, dtype=np.float16)}
+    tuned = {"w0000": base["w0000"] + np.float16(1)}
+    with open(os.path.join(weights, "b", "model.json"), "w") as f:
+        json.dump({"meta": {"steps": 10}}, f)
+    save_folder_arrays(os.path.join(weights, "b"), "model.json", "weights.npz", base)
+    entry = save_folder_arrays(os.path.join(weights, "m"), "model.json", "weights.npz", tuned,
+                               base=os.path.join(weights, "b"))
+    with open(os.path.join(weights, "m", "model.json"), "w") as f:
+        json.dump({"meta": {"steps": 20}, "base": entry}, f)
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "m against b")
+    extract_versions(["m"], str(tmp_path / "out"), repo)
+    with open(tmp_path / "out" / "m_v1" / "model.json") as f:
+        assert "base" not in json.load(f)
+    got = load_arrays(tmp_path / "out" / "m_v1" / "weights.npz")   # no base needed
+    np.testing.assert_array_equal(got["w0000"], tuned["w0000"])
+
+
 def _results(path, psnr_by_version, channel="awgn", snr=1.0, label_prefix="m"):
     systems, records = [], []
     for v, p in psnr_by_version.items():

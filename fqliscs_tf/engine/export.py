@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from fqliscs_tf.arrays import load_folder_arrays, save_folder_arrays
 from fqliscs_tf.heads import Head, OutputNorm
 from fqliscs_tf.modnet import ChannelModNet
 from fqliscs_tf.presets import CodecConfig
@@ -284,9 +285,14 @@ def export_integer_codec(model, **meta):
 
 
 # --------------------------------------------------------------------------- files
-def save_integer_codec(params, directory):
+def save_integer_codec(params, directory, base=None):
     """Write ``engine.json`` (config, spec, layer list with scales, meta) and ``engine.npz``
-    (all integer arrays) to ``directory``."""
+    (all integer arrays, packed by :mod:`fqliscs_tf.arrays`) to ``directory``.
+
+    ``base``: another integer codec folder of the same preset, kept beside this one (e.g.
+    the codec this one was fine-tuned from); the arrays are stored as differences from its
+    arrays (mostly zeros after a short fine-tune), and loading needs it.
+    """
     os.makedirs(directory, exist_ok=True)
     arrays, layout = {}, {}
     for part in ("encoder", "decoder"):
@@ -301,9 +307,11 @@ def save_integer_codec(params, directory):
                     arrays[f"{part}/{i}/{key}"] = value
                     keys.append([key, "array"])
             layout[part].append({"kind": kind, "arrays": keys, "scales": scales})
-    np.savez_compressed(os.path.join(directory, ENGINE_ARRAYS), **arrays)
+    entry = save_folder_arrays(directory, ENGINE_FILE, ENGINE_ARRAYS, arrays, base=base)
     info = {"family": "swin-int", "config": params.config.to_dict(),
             "quant": params.spec.to_dict(), "layers": layout, "meta": params.meta}
+    if entry:
+        info["base"] = entry
     with open(os.path.join(directory, ENGINE_FILE), "w") as f:  # compact: ~30 % smaller
         json.dump(info, f, separators=(",", ":"))
     return directory
@@ -316,7 +324,7 @@ def load_integer_codec(directory):
         raise ValueError(f"{directory!r} is not an integer codec folder (no {ENGINE_FILE})")
     with open(path) as f:
         info = json.load(f)
-    data = np.load(os.path.join(directory, ENGINE_ARRAYS))
+    data = load_folder_arrays(directory, ENGINE_FILE, ENGINE_ARRAYS)
     parts = {}
     for part in ("encoder", "decoder"):
         layers = []
