@@ -15,6 +15,7 @@ image ``kodim05.png`` at 10 dB, noiseless and over AWGN with seed 1234, which
 from the shipped folder ``NAME`` (the codec the run was fine-tuned from), which must then
 stay beside it. ``--repack NAME`` rewrites a shipped folder's arrays in the current packing
 (:mod:`fqliscs_tf.arrays`), with or without a base, and checks that they load unchanged.
+Shipping over a folder that others are stored against is refused until they are repacked.
 """
 import argparse
 import json
@@ -74,6 +75,18 @@ def ship_integer(src, dst, note="", base=None):
     params.meta["reference_psnr"] = integer_reference_psnr(IntegerCodec(params))
     save_integer_codec(params, str(dst), base=base)
     return params
+
+
+def dependents(folder):
+    """Names of the folders beside ``folder`` that are stored as differences from it."""
+    folder = Path(folder).resolve()
+    users = []
+    for info_file in sorted(folder.parent.glob("*/*.json")):
+        with open(info_file) as f:
+            base = json.load(f).get("base")
+        if base and (info_file.parent / base["folder"]).resolve() == folder:
+            users.append(info_file.parent.name)
+    return users
 
 
 def repack(folder, base=None):
@@ -140,6 +153,10 @@ def main(argv=None):
         return 0
     if args.run is None or args.name is None:
         p.error("shipping a run needs the run folder and --name")
+    users = dependents(weights / args.name)
+    if users:
+        p.error(f"{', '.join(users)} stored as differences from {args.name!r}: replacing it would "
+                f"break them; store them whole first (python -m experiments.ship --repack NAME)")
     from fqliscs_tf.checkpoints import export_model, load_model, model_folder, read_model_info
     src = model_folder(args.run)
     if args.integer:
