@@ -34,7 +34,8 @@ def test_shipped_float_model_reproduces_its_recorded_psnr(name, channel, family,
 
 @pytest.mark.parametrize("name,channel", [
     ("lite_c96_awgn_int", "awgn"), ("lite_c96_rayleigh_int", "rayleigh"),
-    ("lite_c96_ofdm_cdl_int", "ofdm-cdl")])
+    ("lite_c96_ofdm_cdl_int", "ofdm-cdl"), ("lite_c96_awgn_r8_int", "awgn"),
+    ("lite_c96_rayleigh_r8_int", "rayleigh")])
 def test_shipped_integer_codec_reproduces_its_recorded_psnr(name, channel):
     """Each integer codec, whatever link it was trained through, is checked on the integer
     AWGN channel (the reference the ship script records)."""
@@ -97,3 +98,42 @@ def test_ship_turns_a_run_folder_into_a_float16_model_folder(tmp_path, monkeypat
     assert info["weights_dtype"] == "float16"
     assert info["meta"]["steps"] == 3 and info["meta"]["note"] == "test"
     assert set(KEYS) <= set(info["meta"]["reference_psnr"])
+
+
+def test_shipped_weights_fit_the_budget_and_each_base_is_shipped():
+    """20 MB in all (issue 6); a folder stored as differences names a shipped folder."""
+    total = sum(f.stat().st_size for f in WEIGHTS.rglob("*") if f.is_file())
+    assert total < 20_000_000, total
+    for info_file in WEIGHTS.glob("*/*.json"):
+        with open(info_file) as f:
+            base = json.load(f).get("base")
+        if base:
+            assert (info_file.parent / base["folder"] / info_file.name).is_file(), info_file
+
+
+def test_ship_base_and_repack_options(tmp_path, monkeypatch, capsys):
+    from experiments import ship
+    from fqliscs_tf.checkpoints import export_model
+    from fqliscs_tf.codec import JSCC
+    from fqliscs_tf.presets import CodecConfig
+    model = JSCC(CodecConfig("tiny", (16, 24), (1, 2), (2, 2), window_size=2, C=8,
+                             modnet_layers=2, modulator_hidden=8), "awgn").build_for()
+    export_model(model, tmp_path / "run" / "export", steps=3)
+    monkeypatch.setattr(ship, "PACKAGE_DIR", tmp_path / "pkg")
+    assert ship.main([str(tmp_path / "run"), "--name", "parent"]) == 0
+    assert ship.main([str(tmp_path / "run"), "--name", "child", "--base", "parent"]) == 0
+    assert read_model_info(tmp_path / "pkg" / "weights" / "child")["base"]["folder"] == "../parent"
+    load_model(tmp_path / "pkg" / "weights" / "child")
+    with pytest.raises(SystemExit):                          # child depends on parent
+        ship.main([str(tmp_path / "run"), "--name", "parent"])
+    assert "child stored as differences from 'parent'" in capsys.readouterr().err
+    assert ship.main(["--repack", "child"]) == 0            # stored whole again
+    assert ship.main([str(tmp_path / "run"), "--name", "parent"]) == 0
+    assert "base" not in read_model_info(tmp_path / "pkg" / "weights" / "child")
+    for argv, match in ((["--repack", "nope"], "no shipped folder"),
+                        ([str(tmp_path / "run"), "--name", "x", "--base", "nope"], "--base 'nope'"),
+                        (["--repack", "child", "--name", "x"], "not a run or --name"),
+                        ([str(tmp_path / "run")], "needs the run folder and --name")):
+        with pytest.raises(SystemExit):
+            ship.main(argv)
+        assert match in capsys.readouterr().err

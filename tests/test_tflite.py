@@ -173,6 +173,29 @@ def test_shipped_integer_codec_fast_int8_export_stays_close_to_the_engine(tmp_pa
     assert abs(gap_8[13.0]) < 0.5 * abs(gap_16[13.0]), (gap_8, gap_16)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lite_c96_awgn_r8_int", "lite_c96_rayleigh_r8_int"])
+def test_shipped_8bit_stream_codec_fast_export_tracks_its_engine(name, tmp_path):
+    """The shipped codecs with the 8-bit residual stream (QAT with ``residual_bits=8``) give
+    one file for both deployment targets: the fast all-int8 export, calibrated on the
+    corners, within 0.1 dB of the engine on the centre crops at 128x128 (issue 3)."""
+    from fqliscs_tf.engine.tflite import XNNPACK_FORMS, kodak_crops
+    from fqliscs_tf.engine.to_qat import qat_from_engine
+    qat = qat_from_engine(f"fqliscs_tf/weights/{name}")
+    assert qat.spec.residual_bits == 8
+    corners = [c[:128, :128] for c in kodak_crops(256, 256)]
+    options = TwinOptions(activations="int8", **XNNPACK_FORMS["xnnpack_fit"])
+    paths = export_tflite(qat, str(tmp_path), 128, 128, images=corners, options=options)
+    assert all(xnnpack_partitions(paths[part]) == 1 for part in ("encoder", "decoder"))
+    images = np.stack(kodak_crops(128, 128))
+    engine = IntegerCodec(f"fqliscs_tf/weights/{name}", "awgn")
+    codec = TFLiteCodec(str(tmp_path))
+    for snr_db in (1.0, 13.0):
+        gap = _tflite_minus_engine(images, codec, engine, snr_db)
+        print(f"{name}: int8 TFLite - engine at {snr_db} dB: {gap:+.3f} dB")
+        assert abs(gap) < 0.1, (snr_db, gap)
+
+
 def test_tflite_codec_validates_inputs(exported):
     _, folder, _ = exported
     codec = TFLiteCodec(folder, "none")
