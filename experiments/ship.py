@@ -103,17 +103,15 @@ def repack(folder, base=None):
     info_file, arrays_file = (ENGINE_FILE, ENGINE_ARRAYS) if integer else (MODEL_FILE, WEIGHTS_FILE)
     arrays = load_folder_arrays(folder, info_file, arrays_file)
     before = (folder / arrays_file).stat().st_size
-    with open(folder / info_file) as f:
-        info = json.load(f)
+    text = (folder / info_file).read_text()
+    info = json.loads(text)
     info.pop("base", None)
     entry = save_folder_arrays(folder, info_file, arrays_file, arrays, base=base)
     if entry:
         info["base"] = entry
-    with open(folder / info_file) as f:
-        newline = f.read().endswith("\n")
     with open(folder / info_file, "w") as f:  # the layout each writer uses
         json.dump(info, f, **({"separators": (",", ":")} if integer else {"indent": 2}))
-        f.write("\n" if newline else "")
+        f.write("\n" if text.endswith("\n") else "")
     again = load_folder_arrays(folder, info_file, arrays_file)
     if set(again) != set(arrays) or not all(
             again[k].dtype == arrays[k].dtype and np.array_equal(again[k], arrays[k]) for k in arrays):

@@ -63,9 +63,9 @@ def arrays_digest(arrays):
 def save_arrays(path, arrays, base=None):
     """Write ``arrays`` (name -> ndarray) to the zip archive ``path``.
 
-    ``base`` (optional, name -> ndarray): integer arrays whose name, dtype and shape match
-    an array in ``base`` are stored as their wrapped difference from it; pass the same
-    ``base`` to :func:`load_arrays`. Returns ``path``.
+    ``base`` (optional, name -> ndarray): numeric arrays whose name, dtype and shape match
+    an array in ``base`` are stored as the wrapped difference of their bit patterns from it;
+    pass the same ``base`` to :func:`load_arrays`. Returns ``path``.
     """
     packing = {"float16_planes": [], "difference": []}
     path = os.fspath(path)
